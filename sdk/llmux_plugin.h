@@ -343,7 +343,11 @@ typedef struct llmux_plugin {
     /* Once per generation, after the last call drained. */
     void (*fini)(void *ctx);
 
-    /* Optional (may be NULL): local calls, see host->req_set_local. */
+    /* Optional (may be NULL): local calls, see host->req_set_local. The
+     * host calls on_tick after the requested delay. To continue later, call
+     * host->call_schedule(call, ms) before returning; returning without
+     * scheduling ends the call, and the host then calls on_done(call, 200).
+     * A negative return ends the call as failed (emit_error first). */
     int (*on_tick)(llmux_call *call);
 } llmux_plugin;
 
