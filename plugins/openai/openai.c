@@ -42,6 +42,8 @@ typedef struct {
     llmux_sse sse;
     llmux_buf body;         /* JSON answer or error body */
     int got_id;
+    int tool_next;          /* tool-call indexes seen so far (for index-less servers) */
+    int tool_last;
     int stream_done;        /* saw [DONE] */
     int failed;             /* an error was emitted: ignore the rest */
 } oa_call;
@@ -342,16 +344,24 @@ static void str_tok(const llmux_json *d, int i, const char **p, size_t *n)
 static int oa_tool_calls(llmux_call *c, const llmux_json *d, int arr, int choice)
 {
     const llmux_host *h = host_of(c);
+    oa_call *st = c->state;
     int i = arr + 1;
     for (int k = 0; k < d->tok[arr].size; k++) {
         int tc = i;
         i = h->json_skip(d, tc);
         if (!tok_is(d, tc, LLMUX_JSON_OBJECT))
             continue;
-        int64_t index = k;
+        /* Some OpenAI-compatible servers omit `index`: a fragment with an id
+         * starts the next call, one without continues the last. */
+        int64_t index = -1;
         int ix = h->json_get(d, tc, "index");
-        if (ix >= 0 && (h->json_int(d, ix, &index) || index < 0 || index > 1000000))
-            index = k;
+        if (ix >= 0 && (h->json_int(d, ix, &index) || index > 1000000))
+            index = -1;
+        if (index < 0)
+            index = h->json_get(d, tc, "id") >= 0 || st->tool_next == 0 ? st->tool_next : st->tool_last;
+        st->tool_last = (int)index;
+        if (index >= st->tool_next)
+            st->tool_next = (int)index + 1;
         int fn = h->json_get(d, tc, "function");
         int name = tok_is(d, fn, LLMUX_JSON_OBJECT) ? h->json_get(d, fn, "name") : -1;
         int args = tok_is(d, fn, LLMUX_JSON_OBJECT) ? h->json_get(d, fn, "arguments") : -1;

@@ -269,6 +269,24 @@ static void test_stream_crlf_reasoning_refusal_finishes(void **state)
                                            "usage p=3 c=4 r=-1 cached=-1 cw=-1\n");
 }
 
+static void test_stream_tool_calls_without_index(void **state)
+{
+    fx *f = *state;
+    static const char body[] =
+        "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"a\",\"function\":"
+        "{\"name\":\"f\",\"arguments\":\"{\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"}\"}}]}}]}\n\n"
+        "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"b\",\"function\":"
+        "{\"name\":\"g\",\"arguments\":{\"x\":1}}}]},\"finish_reason\":\"tool_calls\"}]}\n\n"
+        "data: [DONE]\n\n";
+    assert_int_equal(prep(f, simple_req), 0);
+    assert_int_equal(feed(f, 200, sse_headers, 1, body, sizeof body - 1, NULL, 0), 0);
+    assert_string_equal(test_events_str(), "tool 0 idx=0 id=a name=f args={\n"
+                                           "tool 0 idx=0 args=}\n"
+                                           "tool 0 idx=1 id=b name=g args={\\\"x\\\":1}\n"
+                                           "finish 0 tool_calls native=tool_calls\n");
+}
+
 static void test_stream_midstream_error(void **state)
 {
     fx *f = *state;
@@ -392,6 +410,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_split_every_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_crlf_reasoning_refusal_finishes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_tool_calls_without_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_midstream_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_streaming_upstream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_429_retry_after, setup, teardown),
