@@ -18,6 +18,9 @@ int llmux_buf_append_escaped(llmux_buf *b, const char *s, size_t n);
 int llmux_buf_append_jstr(llmux_buf *b, const char *s);
 /* Appends a double in shortest round-trip-ish form ("%.17g" trimmed), or 0. */
 int llmux_buf_append_double(llmux_buf *b, double v);
+/* Length (2..4) of the well-formed UTF-8 sequence at s (s[0] >= 0x80), or 0
+ * if it is invalid: overlong, surrogate, above U+10FFFF or truncated. */
+size_t llmux_utf8_valid_len(const unsigned char *s, size_t n);
 void llmux_buf_reset(llmux_buf *b); /* len = 0, keeps memory */
 void llmux_buf_free(llmux_buf *b);
 /* Takes ownership of the data (NUL-terminated), leaves b empty. */

@@ -10,6 +10,9 @@ typedef struct {
     int max_tokens; /* token budget; documents needing more are refused */
     int max_depth;  /* nesting depth limit */
 } llmux_json_limits;
+/* Used when lim is NULL or a field is <= 0. */
+#define LLMUX_JSON_DEFAULT_MAX_TOKENS 65536
+#define LLMUX_JSON_DEFAULT_MAX_DEPTH 64
 
 /* Parses and validates. On success returns 0 and out->tok is malloc'd
  * (free with llmux_json_release). Errors: LLMUX_EPROTO (malformed; *err gets
