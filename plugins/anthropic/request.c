@@ -147,6 +147,9 @@ int anth_build_body(llmux_call *c, const anth_ctx *ctx, llmux_buf *body)
                          : c->ep->max_completion_tokens > 0 ? c->ep->max_completion_tokens : 4096;
     int64_t budget = thinking_budget(h, d, max_tokens);
     if (budget && max_tokens <= budget) max_tokens = budget + max_tokens;
+    int tcx = anth_get(h, d, 0, "tool_choice");
+    if (budget && (anth_is(d, tcx, LLMUX_JSON_OBJECT) || anth_is_str(h, d, tcx, "required")))
+        return anth_refuse(c, h, "reasoning cannot be combined with a forced tool_choice on Anthropic models");
 
     anth_jw_lit(&w, "{\"model\":");
     anth_jw_str(&w, c->ep->upstream_model, strlen(c->ep->upstream_model));

@@ -81,7 +81,7 @@ static int prep(fx *f, const char *body)
 static const char *multi_turn_req =
     "{\"model\":\"anthropic/claude-sonnet\",\"max_tokens\":2000,\"temperature\":0.5,\"top_p\":0.9,"
     "\"top_k\":40,\"stop\":\"END\",\"user\":\"user-7\",\"logit_bias\":{\"1\":2},"
-    "\"reasoning\":{\"effort\":\"high\"},\"parallel_tool_calls\":false,\"tool_choice\":\"required\","
+    "\"reasoning\":{\"effort\":\"high\"},\"parallel_tool_calls\":false,\"tool_choice\":\"auto\","
     "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"description\":\"Weather\","
     "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}}],"
     "\"messages\":["
@@ -129,7 +129,7 @@ static const char *multi_turn_body =
     "{\"type\":\"text\",\"text\":\"Cache me\",\"cache_control\":{\"type\":\"ephemeral\"}}],"
     "\"tools\":[{\"name\":\"get_weather\",\"description\":\"Weather\",\"input_schema\":"
     "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}}],"
-    "\"tool_choice\":{\"type\":\"any\",\"disable_parallel_tool_use\":true},"
+    "\"tool_choice\":{\"type\":\"auto\",\"disable_parallel_tool_use\":true},"
     "\"stop_sequences\":[\"END\"],\"top_p\":0.9,"
     "\"thinking\":{\"type\":\"enabled\",\"budget_tokens\":1600},"
     "\"metadata\":{\"user_id\":\"user-7\"}}";
@@ -204,6 +204,12 @@ static void test_request_refusals(void **state)
                      LLMUX_EINVAL);
     assert_string_equal(test_events_str(), "error status=400 retry_ms=0 msg=input_audio parts are not "
                                            "supported by Anthropic models raw=\n");
+    assert_int_equal(prep(f, "{\"model\":\"a/b\",\"reasoning\":{\"effort\":\"low\"},\"tool_choice\":\"required\","
+                             "\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"f\"}}],"
+                             "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}"),
+                     LLMUX_EINVAL);
+    assert_string_equal(test_events_str(), "error status=400 retry_ms=0 msg=reasoning cannot be combined with a "
+                                           "forced tool_choice on Anthropic models raw=\n");
 }
 
 /* ---- streams ------------------------------------------------------------ */
