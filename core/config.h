@@ -107,4 +107,10 @@ const llmux_model_cfg *llmux_config_find_model(const llmux_config *c, const char
 const llmux_provider_cfg *llmux_config_find_provider(const llmux_config *c, const char *id);
 void llmux_config_ref(llmux_config *c);
 void llmux_config_unref(llmux_config *c); /* frees at zero */
+/* The embedded default config (Lua source), what llmux_config_load(NULL) reads. */
+const char *llmux_default_config_lua(void);
+/* Loads a config from Lua source held in memory; `name` is used in error
+ * messages (and as source_path when not NULL). */
+llmux_config *llmux_config_load_string(const char *src, size_t len, const char *name,
+                                       char *err, size_t errlen);
 #endif

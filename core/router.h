@@ -61,4 +61,14 @@ int llmux_router_default_plan(const llmux_candidate *cands, int ncands,
                               llmux_attempt *out, int max_out);
 /* Counters for /admin/status and metrics. */
 unsigned long llmux_router_fallbacks(const llmux_router *r);
+
+/* Binds the config whose endpoints the candidates come from (takes a
+ * reference, drops the previous one). Candidates of the bound config use
+ * per-endpoint tables cached in the Lua state; others (an older generation
+ * still draining) are built per call. Call again after every reload.
+ * Returns 0 or LLMUX_ENOMEM (then nothing is bound: still correct, slower). */
+int llmux_router_set_config(llmux_router *r, llmux_config *cfg);
+/* Where the router's warnings go (level = llmux_log_level); NULL: stderr
+ * with a "router:" prefix. Process-wide; set it once at startup. */
+void llmux_router_set_logger(void (*fn)(int level, const char *msg));
 #endif

@@ -1,0 +1,638 @@
+/* The Lua routing host (router.h). Everything that touches the Lua state runs
+ * inside one lua_pcall — building the arguments, calling route() and reading
+ * its result — so a memory error or a runaway script can never escape as a
+ * panic; on any failure the default plan is used.
+ *
+ * Speed: the static part of each candidate (model, pricing, parameters...) is
+ * built once per endpoint and config generation and kept in the registry;
+ * per call only `index` and the stats fields are rewritten in place. */
+#include "router.h"
+#include "buf.h"
+#include "json.h"
+#include "lua_sandbox.h"
+#include <ctype.h>
+#include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSON_LUA_MAX_DEPTH 16
+
+struct llmux_router {
+    llmux_lua_sandbox *sb;
+    int route_ref;            /* registry ref of route(), LUA_NOREF without script */
+    unsigned long fallbacks;
+    unsigned long plans;
+    /* per-endpoint cache, valid for the bound config */
+    llmux_config *cfg;
+    int cache_ref;            /* array: [2i+1] candidate table, [2i+2] its stats */
+    int cands_ref;            /* the reused candidates array */
+    const llmux_endpoint_cfg **cached_ep; /* endpoint each slot was built for */
+    unsigned *seen;           /* stamp per endpoint slot: duplicate detection */
+    unsigned stamp;
+    unsigned char *picked;    /* per-candidate flag while validating a result */
+    int picked_cap;
+    int cache_stale;          /* replace the cache table on the next plan */
+    llmux_buf scratch;        /* JSON string unescaping */
+};
+
+static void (*router_logger)(int level, const char *msg);
+
+void llmux_router_set_logger(void (*fn)(int level, const char *msg))
+{
+    router_logger = fn;
+}
+
+static void router_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void router_log(int level, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (router_logger)
+        router_logger(level, msg);
+    else
+        fprintf(stderr, "router: %s\n", msg);
+}
+
+int llmux_router_default_plan(const llmux_candidate *cands, int ncands, llmux_attempt *out,
+                              int max_out)
+{
+    (void)cands;
+    int n = ncands < max_out ? ncands : max_out;
+    for (int i = 0; i < n; i++) {
+        out[i].candidate = i;
+        out[i].timeout_ms = 0;
+    }
+    return n < 0 ? 0 : n;
+}
+
+unsigned long llmux_router_fallbacks(const llmux_router *r)
+{
+    return r ? r->fallbacks : 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Building the arguments                                                 */
+/* ---------------------------------------------------------------------- */
+
+typedef struct {
+    llmux_router *r;
+    const llmux_route_request *req;
+    const llmux_candidate *cands;
+    int ncands;
+    llmux_attempt *out;
+    int max_out;
+    int nout;
+    const char *reject; /* why the result was rejected (static string) */
+    char reject_buf[128];
+} plan_ctx;
+
+static void push_json_string(lua_State *L, llmux_router *r, const llmux_json *doc, int i)
+{
+    size_t len;
+    const char *s = llmux_json_raw(doc, i, &len);
+    if (!memchr(s, '\\', len)) {
+        lua_pushlstring(L, s, len);
+        return;
+    }
+    llmux_buf_reset(&r->scratch);
+    if (llmux_json_unescape(doc, i, &r->scratch) != 0)
+        luaL_error(L, "out of memory");
+    lua_pushlstring(L, r->scratch.data ? r->scratch.data : "", r->scratch.len);
+}
+
+/* Pushes the value at token i as a Lua value (nil for null or too deep).
+ * Returns the index of the next sibling token. */
+static int push_json(lua_State *L, llmux_router *r, const llmux_json *doc, int i, int depth)
+{
+    const llmux_jtok *t = &doc->tok[i];
+    luaL_checkstack(L, 4, "json nesting");
+    switch (t->type) {
+    case LLMUX_JSON_STRING:
+        push_json_string(L, r, doc, i);
+        return i + 1;
+    case LLMUX_JSON_PRIMITIVE: {
+        double d;
+        int b = llmux_json_bool(doc, i);
+        if (b >= 0)
+            lua_pushboolean(L, b);
+        else if (llmux_json_is_null(doc, i))
+            lua_pushnil(L);
+        else if (llmux_json_double(doc, i, &d) == 0)
+            lua_pushnumber(L, d);
+        else
+            lua_pushnil(L);
+        return i + 1;
+    }
+    case LLMUX_JSON_ARRAY:
+    case LLMUX_JSON_OBJECT:
+        break;
+    default:
+        lua_pushnil(L);
+        return llmux_json_skip(doc, i);
+    }
+    if (depth >= JSON_LUA_MAX_DEPTH) {
+        lua_pushnil(L);
+        return llmux_json_skip(doc, i);
+    }
+    int is_obj = t->type == LLMUX_JSON_OBJECT;
+    int n = t->size;
+    lua_createtable(L, is_obj ? 0 : n, is_obj ? n : 0);
+    int j = i + 1;
+    lua_Integer k = 1;
+    for (int e = 0; e < n; e++) {
+        if (is_obj) {
+            push_json_string(L, r, doc, j);
+            j = push_json(L, r, doc, j + 1, depth + 1);
+            if (lua_isnil(L, -1))
+                lua_pop(L, 2); /* null member: absent */
+            else
+                lua_rawset(L, -3);
+        } else {
+            j = push_json(L, r, doc, j, depth + 1);
+            if (lua_isnil(L, -1))
+                lua_pop(L, 1); /* keep the array a sequence */
+            else
+                lua_rawseti(L, -2, k++);
+        }
+    }
+    return j;
+}
+
+static void set_bool(lua_State *L, const char *k, int v)
+{
+    lua_pushboolean(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_num(lua_State *L, const char *k, double v)
+{
+    lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_int(lua_State *L, const char *k, lua_Integer v)
+{
+    lua_pushinteger(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    if (!v)
+        return;
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void push_request(lua_State *L, llmux_router *r, const llmux_route_request *q)
+{
+    lua_createtable(L, 0, 16);
+    set_str(L, "model", q->model);
+    set_str(L, "variant", q->variant);
+    set_bool(L, "stream", q->stream);
+    set_bool(L, "has_tools", q->has_tools);
+    set_bool(L, "has_images", q->has_images);
+    set_bool(L, "has_response_format", q->has_response_format);
+    set_bool(L, "has_reasoning", q->has_reasoning);
+    set_int(L, "estimated_prompt_tokens", q->estimated_prompt_tokens);
+    set_int(L, "max_tokens", q->max_tokens);
+    set_str(L, "key_label", q->key_label);
+
+    lua_createtable(L, 0, (int)q->n_headers);
+    for (size_t i = 0; i < q->n_headers; i++) {
+        char name[128];
+        const char *k = q->headers[i].key;
+        size_t n = k ? strlen(k) : 0;
+        if (!k || !q->headers[i].value || n >= sizeof name)
+            continue;
+        for (size_t j = 0; j < n; j++)
+            name[j] = (char)tolower((unsigned char)k[j]);
+        lua_pushlstring(L, name, n);
+        lua_pushstring(L, q->headers[i].value);
+        lua_rawset(L, -3);
+    }
+    lua_setfield(L, -2, "headers");
+
+    const llmux_json *doc = q->body;
+    int have_body = doc && doc->tok && doc->ntok > 0 && doc->tok[0].type == LLMUX_JSON_OBJECT;
+    int nkeys = have_body ? doc->tok[0].size : 0;
+    lua_createtable(L, 0, nkeys);
+    int params = lua_gettop(L);
+    lua_createtable(L, 0, 0);
+    int models = lua_gettop(L);
+    int i = 1;
+    for (int e = 0; e < nkeys; e++) {
+        size_t klen;
+        const char *key = llmux_json_raw(doc, i, &klen);
+        int v = i + 1;
+        lua_pushlstring(L, key, klen);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, params);
+        if (klen == 6 && !memcmp(key, "models", 6) && doc->tok[v].type == LLMUX_JSON_ARRAY) {
+            int n = doc->tok[v].size, j = v + 1;
+            lua_Integer k = 1;
+            for (int a = 0; a < n; a++) {
+                if (doc->tok[j].type == LLMUX_JSON_STRING) {
+                    push_json_string(L, r, doc, j);
+                    lua_rawseti(L, models, k++);
+                }
+                j = llmux_json_skip(doc, j);
+            }
+        } else if (klen == 8 && !memcmp(key, "provider", 8) &&
+                   doc->tok[v].type == LLMUX_JSON_OBJECT) {
+            push_json(L, r, doc, v, 0);
+            lua_setfield(L, params - 1, "provider");
+        }
+        i = llmux_json_skip(doc, v);
+    }
+    lua_setfield(L, params - 1, "models");
+    lua_setfield(L, params - 1, "parameters");
+}
+
+static void push_set(lua_State *L, char *const *v, size_t n)
+{
+    lua_createtable(L, 0, (int)n);
+    for (size_t i = 0; i < n; i++) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, v[i]);
+    }
+}
+
+/* The static fields of a candidate: everything but index and stats. */
+static void push_candidate_static(lua_State *L, const llmux_endpoint_cfg *ep)
+{
+    lua_createtable(L, 0, 18);
+    set_str(L, "model", ep->model ? ep->model->id : NULL);
+    set_str(L, "provider", ep->provider ? ep->provider->id : NULL);
+    set_str(L, "provider_name", ep->provider ? ep->provider->name : NULL);
+    set_str(L, "upstream_model", ep->upstream_model);
+    lua_createtable(L, 0, 6);
+    set_num(L, "prompt", ep->pricing.prompt);
+    set_num(L, "completion", ep->pricing.completion);
+    set_num(L, "request", ep->pricing.request);
+    set_num(L, "image", ep->pricing.image);
+    set_num(L, "cache_read", ep->pricing.cache_read);
+    set_num(L, "cache_write", ep->pricing.cache_write);
+    lua_setfield(L, -2, "pricing");
+    set_int(L, "context_length", ep->context_length);
+    set_int(L, "max_completion_tokens", ep->max_completion_tokens);
+    push_set(L, ep->supported_parameters, ep->n_supported_parameters);
+    lua_setfield(L, -2, "supported_parameters");
+    set_str(L, "quantization", ep->quantization);
+    push_set(L, ep->tags, ep->n_tags);
+    lua_setfield(L, -2, "tags");
+    int deny = ep->provider && ep->provider->data_collection_deny;
+    set_str(L, "data_collection", deny ? "deny" : "allow");
+    set_bool(L, "zdr", ep->provider && ep->provider->zdr);
+}
+
+static void fill_stats(lua_State *L, const llmux_endpoint_stats *s)
+{
+    static const char *const circuit[] = {"closed", "open", "half_open"};
+    set_num(L, "ttft_ms", s->ttft_ms_ewma);
+    set_num(L, "latency_ms", s->latency_ms_ewma);
+    set_num(L, "throughput", s->throughput_ewma);
+    set_num(L, "error_rate", s->error_rate_ewma);
+    if (s->last_failure_age_s >= 0)
+        set_num(L, "last_failure_age_s", s->last_failure_age_s);
+    else {
+        lua_pushnil(L);
+        lua_setfield(L, -2, "last_failure_age_s");
+    }
+    set_int(L, "inflight", s->inflight);
+    set_str(L, "circuit", circuit[s->circuit >= 0 && s->circuit <= 2 ? s->circuit : 0]);
+    set_num(L, "parked_for_s", s->parked_for_s);
+}
+
+/* Pushes the candidate table for cands[i] (1-based index i + 1). */
+static void push_candidate(lua_State *L, plan_ctx *x, int cache, int i)
+{
+    llmux_router *r = x->r;
+    const llmux_candidate *c = &x->cands[i];
+    const llmux_endpoint_cfg *ep = c->ep;
+    int cacheable = r->cfg && ep->index >= 0 && (size_t)ep->index < r->cfg->n_endpoints &&
+                    r->cfg->endpoint_by_index[ep->index] == ep && r->seen[ep->index] != r->stamp;
+    if (cacheable) {
+        size_t slot = (size_t)ep->index;
+        r->seen[slot] = r->stamp;
+        if (r->cached_ep[slot] == ep) {
+            lua_rawgeti(L, cache, 2 * (lua_Integer)slot + 1);
+            lua_rawgeti(L, cache, 2 * (lua_Integer)slot + 2);
+        } else {
+            push_candidate_static(L, ep);
+            lua_createtable(L, 0, 8);
+            lua_pushvalue(L, -2);
+            lua_rawseti(L, cache, 2 * (lua_Integer)slot + 1);
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, cache, 2 * (lua_Integer)slot + 2);
+            r->cached_ep[slot] = ep;
+        }
+    } else {
+        push_candidate_static(L, ep);
+        lua_createtable(L, 0, 8);
+    }
+    fill_stats(L, &c->stats);
+    lua_setfield(L, -2, "stats");
+    set_int(L, "index", i + 1);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Reading the result                                                     */
+/* ---------------------------------------------------------------------- */
+
+static int reject(plan_ctx *x, const char *fmt, int a)
+{
+    snprintf(x->reject_buf, sizeof x->reject_buf, fmt, a);
+    x->reject = x->reject_buf;
+    return -1;
+}
+
+static int read_index(lua_State *L, plan_ctx *x, int idx, int pos, int *out)
+{
+    int isint = 0;
+    lua_Integer v = lua_type(L, idx) == LUA_TNUMBER ? lua_tointegerx(L, idx, &isint) : 0;
+    if (!isint)
+        return reject(x, "attempt %d: candidate index is not an integer", pos);
+    if (v < 1 || v > x->ncands)
+        return reject(x, "attempt %d: candidate index out of range", pos);
+    if (x->r->picked[v - 1])
+        return reject(x, "attempt %d: duplicate candidate", pos);
+    x->r->picked[v - 1] = 1;
+    *out = (int)v - 1;
+    return 0;
+}
+
+static int read_result(lua_State *L, plan_ctx *x, int res)
+{
+    if (lua_type(L, res) != LUA_TTABLE)
+        return reject(x, "route() returned %d, not a table", lua_type(L, res));
+    memset(x->r->picked, 0, (size_t)x->ncands);
+    lua_Integer n = luaL_len(L, res);
+    x->nout = 0;
+    for (lua_Integer k = 1; k <= n; k++) {
+        int pos = (int)k, cand;
+        int ty = lua_rawgeti(L, res, k);
+        if (ty == LUA_TNUMBER) {
+            if (read_index(L, x, -1, pos, &cand) < 0)
+                return -1;
+            lua_pop(L, 1);
+            if (x->nout < x->max_out)
+                x->out[x->nout++] = (llmux_attempt){cand, 0};
+            continue;
+        }
+        if (ty != LUA_TTABLE)
+            return reject(x, "attempt %d: expected a number or a table", pos);
+        lua_getfield(L, -1, "candidate");
+        if (read_index(L, x, -1, pos, &cand) < 0)
+            return -1;
+        lua_pop(L, 1);
+        uint32_t timeout = 0;
+        int tt = lua_getfield(L, -1, "timeout_ms");
+        if (tt != LUA_TNIL) {
+            double t = lua_tonumber(L, -1);
+            if (tt != LUA_TNUMBER || !(t >= 0))
+                return reject(x, "attempt %d: timeout_ms must be a number >= 0", pos);
+            timeout = t > 4294967295.0 ? UINT32_MAX : (uint32_t)t;
+        }
+        lua_pop(L, 2);
+        if (x->nout < x->max_out)
+            x->out[x->nout++] = (llmux_attempt){cand, timeout};
+    }
+    return 0;
+}
+
+/* The protected body: arguments, the call and the result check. */
+static int plan_protected(lua_State *L)
+{
+    plan_ctx *x = lua_touserdata(L, 1);
+    llmux_router *r = x->r;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->route_ref);
+    push_request(L, r, x->req);
+
+    if (r->cache_stale) {
+        lua_newtable(L);
+        lua_rawseti(L, LUA_REGISTRYINDEX, r->cache_ref);
+        r->cache_stale = 0;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->cache_ref);
+    int cache = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->cands_ref);
+    int arr = lua_gettop(L);
+    if (++r->stamp == 0) { /* wrapped: old stamps could collide */
+        if (r->cfg)
+            memset(r->seen, 0, r->cfg->n_endpoints * sizeof *r->seen);
+        r->stamp = 1;
+    }
+    for (int i = 0; i < x->ncands; i++) {
+        push_candidate(L, x, cache, i);
+        lua_rawseti(L, arr, i + 1);
+    }
+    /* the script may have grown the reused array last time */
+    for (lua_Integer k = (lua_Integer)lua_rawlen(L, arr); k > x->ncands; k--) {
+        lua_pushnil(L);
+        lua_rawseti(L, arr, k);
+    }
+    lua_remove(L, cache);
+    lua_call(L, 2, 1);
+    int res = lua_gettop(L);
+    if (read_result(L, x, res) < 0)
+        lua_pushboolean(L, 0);
+    else
+        lua_pushboolean(L, 1);
+    return 1;
+}
+
+int llmux_router_plan(llmux_router *r, const llmux_route_request *req,
+                      const llmux_candidate *cands, int ncands, llmux_attempt *out, int max_out)
+{
+    if (!r || r->route_ref == LUA_NOREF || ncands <= 0 || max_out <= 0)
+        return llmux_router_default_plan(cands, ncands, out, max_out);
+    if (ncands > r->picked_cap) {
+        unsigned char *p = realloc(r->picked, (size_t)ncands);
+        if (!p) {
+            r->fallbacks++;
+            return llmux_router_default_plan(cands, ncands, out, max_out);
+        }
+        r->picked = p;
+        r->picked_cap = ncands;
+    }
+    r->plans++;
+    plan_ctx x = {.r = r, .req = req, .cands = cands, .ncands = ncands, .out = out,
+                  .max_out = max_out};
+    lua_State *L = r->sb->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, plan_protected);
+    lua_pushlightuserdata(L, &x);
+    int st = llmux_sandbox_pcall(r->sb, 1, 1);
+    int ok = st == LUA_OK && lua_toboolean(L, -1);
+    if (!ok) {
+        r->fallbacks++;
+        const char *why = st != LUA_OK ? lua_tostring(L, -1) : x.reject;
+        /* A broken script fails every request: log the first few, then a
+         * sample, so the log stays readable. */
+        if (r->fallbacks <= 10 || r->fallbacks % 1000 == 0)
+            router_log(LLMUX_LOG_WARN, "route() failed (%s); using the default plan [%lu fallbacks]",
+                       why ? why : "error object is not a string", r->fallbacks);
+    }
+    lua_settop(L, top);
+    if (!ok)
+        return llmux_router_default_plan(cands, ncands, out, max_out);
+    return x.nout;
+}
+
+/* ---------------------------------------------------------------------- */
+
+/* Lua-side tables are replaced lazily inside the next protected plan, so
+ * nothing here can raise a Lua error. */
+static void drop_cache(llmux_router *r)
+{
+    r->cache_stale = 1;
+    free(r->cached_ep);
+    free(r->seen);
+    r->cached_ep = NULL;
+    r->seen = NULL;
+    if (r->cfg)
+        llmux_config_unref(r->cfg);
+    r->cfg = NULL;
+}
+
+int llmux_router_set_config(llmux_router *r, llmux_config *cfg)
+{
+    if (!r || r->cfg == cfg)
+        return 0;
+    drop_cache(r);
+    if (!cfg)
+        return 0;
+    size_t n = cfg->n_endpoints ? cfg->n_endpoints : 1;
+    r->cached_ep = calloc(n, sizeof *r->cached_ep);
+    r->seen = calloc(n, sizeof *r->seen);
+    if (!r->cached_ep || !r->seen) {
+        free(r->cached_ep);
+        free(r->seen);
+        r->cached_ep = NULL;
+        r->seen = NULL;
+        return LLMUX_ENOMEM;
+    }
+    llmux_config_ref(cfg);
+    r->cfg = cfg;
+    r->stamp = 0;
+    return 0;
+}
+
+static int make_tables(lua_State *L)
+{
+    llmux_router *r = lua_touserdata(L, 1);
+    lua_newtable(L);
+    r->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_newtable(L);
+    r->cands_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_getglobal(L, "route");
+    if (lua_type(L, -1) != LUA_TFUNCTION)
+        return luaL_error(L, "the script does not define a global function route(request, candidates)");
+    r->route_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open", path);
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16384;
+            char *nb = cap > (size_t)16 << 20 ? NULL : realloc(buf, cap);
+            if (!nb) {
+                snprintf(err, errlen, "%s: too large or out of memory", path);
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (!got)
+            break;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+llmux_router *llmux_router_new(const char *script_path, size_t mem_limit,
+                               uint32_t instruction_budget, char *err, size_t errlen)
+{
+    char dummy[8];
+    if (!err || !errlen) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    err[0] = '\0';
+    llmux_router *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    r->route_ref = LUA_NOREF;
+    r->sb = llmux_sandbox_new(mem_limit, instruction_budget);
+    if (!r->sb) {
+        snprintf(err, errlen, "cannot create a Lua state within %zu bytes", mem_limit);
+        free(r);
+        return NULL;
+    }
+    lua_State *L = r->sb->L;
+    if (script_path) {
+        size_t len;
+        char *src = read_file(script_path, &len, err, errlen);
+        if (!src)
+            goto bad;
+        char chunk[1024];
+        snprintf(chunk, sizeof chunk, "@%s", script_path);
+        int st = llmux_sandbox_load(r->sb, src, len, chunk);
+        free(src);
+        if (st != LUA_OK || llmux_sandbox_pcall(r->sb, 0, 0) != LUA_OK) {
+            snprintf(err, errlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+            goto bad;
+        }
+    } else {
+        /* no script: a table-less router whose every plan is the default */
+        return r;
+    }
+    lua_pushcfunction(L, make_tables);
+    lua_pushlightuserdata(L, r);
+    if (llmux_sandbox_pcall(r->sb, 1, 0) != LUA_OK) {
+        snprintf(err, errlen, "%s: %s", script_path,
+                 lua_tostring(L, -1) ? lua_tostring(L, -1) : "error");
+        goto bad;
+    }
+    lua_settop(L, 0);
+    return r;
+bad:
+    llmux_sandbox_free(r->sb);
+    free(r);
+    return NULL;
+}
+
+void llmux_router_free(llmux_router *r)
+{
+    if (!r)
+        return;
+    if (r->cfg)
+        llmux_config_unref(r->cfg);
+    free(r->cached_ep);
+    free(r->seen);
+    free(r->picked);
+    llmux_buf_free(&r->scratch);
+    llmux_sandbox_free(r->sb);
+    free(r);
+}
