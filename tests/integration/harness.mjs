@@ -317,7 +317,8 @@ export function rawHttp(port, request, { timeoutMs = 10000 } = {}) {
   });
 }
 
-/** Parses an HTTP/1.1 response buffer; {complete} says if the body is all there. */
+/** Parses an HTTP/1.1 response buffer; {complete} says if the body is all
+ * there, {consumed} how many bytes of `raw` the response took (pipelining). */
 export function parseHttpResponse(raw) {
   const end = raw.indexOf('\r\n\r\n');
   if (end < 0) return null;
@@ -329,8 +330,9 @@ export function parseHttpResponse(raw) {
     const i = line.indexOf(':');
     if (i > 0) headers[line.slice(0, i).trim().toLowerCase()] = line.slice(i + 1).trim();
   }
-  let rest = raw.subarray(end + 4);
+  const rest = raw.subarray(end + 4);
   let complete = false;
+  let consumed = raw.length;
   let body = rest;
   if (headers['transfer-encoding'] && /chunked/i.test(headers['transfer-encoding'])) {
     const out = [];
@@ -341,7 +343,12 @@ export function parseHttpResponse(raw) {
       const size = parseInt(rest.subarray(off, le).toString('latin1'), 16);
       if (Number.isNaN(size)) break;
       if (size === 0) {
-        complete = true;
+        // The last-chunk line, optional trailers, then an empty line.
+        const t = rest.indexOf('\r\n\r\n', le);
+        if (t >= 0) {
+          complete = true;
+          consumed = end + 4 + t + 4;
+        }
         break;
       }
       if (rest.length < le + 2 + size + 2) break;
@@ -353,13 +360,14 @@ export function parseHttpResponse(raw) {
     const n = Number(headers['content-length']);
     complete = rest.length >= n;
     body = rest.subarray(0, n);
+    consumed = end + 4 + n;
   }
   const text = body.toString('utf8');
   let json;
   try {
     json = JSON.parse(text);
   } catch {}
-  return { status: Number(m[1]), headers, body: text, json, complete, raw: raw.toString('utf8') };
+  return { status: Number(m[1]), headers, body: text, json, complete, consumed, raw: raw.toString('utf8') };
 }
 
 // ---------------------------------------------------------------------------
