@@ -35,10 +35,15 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     llmux_lua_sandbox *sb = llmux_sandbox_of(L);
     if (!sb || !sb->budget)
         return;
-    sb->remaining -= HOOK_EVERY;
+    sb->remaining -= sb->exhausted ? 1 : HOOK_EVERY;
     if (sb->remaining < 0) {
-        /* Keep raising on every later hook too, so a script that catches the
-         * error with pcall cannot continue. */
+        /* From now on raise at every instruction: a script that catches the
+         * error with pcall gets it again right after the pcall returns, so
+         * the error always reaches our own lua_pcall. */
+        if (!sb->exhausted) {
+            sb->exhausted = 1;
+            lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+        }
         luaL_error(L, "instruction budget exceeded");
     }
 }
@@ -138,6 +143,10 @@ llmux_lua_sandbox *llmux_sandbox_of(lua_State *L)
 void llmux_sandbox_reset_budget(llmux_lua_sandbox *sb)
 {
     sb->remaining = sb->budget;
+    if (sb->exhausted) {
+        sb->exhausted = 0;
+        lua_sethook(sb->L, count_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    }
 }
 
 int llmux_sandbox_load(llmux_lua_sandbox *sb, const char *buf, size_t len, const char *chunkname)

@@ -15,6 +15,7 @@ typedef struct llmux_lua_sandbox {
     size_t mem_peak;
     uint32_t budget;     /* instructions per protected call; 0 = unlimited */
     int64_t remaining;   /* instructions left in the current call */
+    int exhausted;       /* budget blown: the hook fires on every instruction */
 } llmux_lua_sandbox;
 
 /* NULL on allocation failure (or if the libraries do not fit in mem_limit). */

@@ -28,7 +28,11 @@ struct llmux_router {
     llmux_config *cfg;
     int cache_ref;            /* array: [2i+1] candidate table, [2i+2] its stats */
     int cands_ref;            /* the reused candidates array */
-    const llmux_endpoint_cfg **cached_ep; /* endpoint each slot was built for */
+    struct slot {
+        const llmux_endpoint_cfg *ep;  /* endpoint the slot was built for */
+        llmux_endpoint_stats stats;    /* values now in its stats table */
+        int index;                     /* value now in its index field */
+    } *slots;
     unsigned *seen;           /* stamp per endpoint slot: duplicate detection */
     unsigned stamp;
     unsigned char *picked;    /* per-candidate flag while validating a result */
@@ -291,22 +295,55 @@ static void push_candidate_static(lua_State *L, const llmux_endpoint_cfg *ep)
     set_bool(L, "zdr", ep->provider && ep->provider->zdr);
 }
 
+static const char *const circuit_names[] = {"closed", "open", "half_open"};
+
+static const char *circuit_name(int c)
+{
+    return circuit_names[c >= 0 && c <= 2 ? c : 0];
+}
+
+static void set_age(lua_State *L, double age)
+{
+    if (age >= 0)
+        lua_pushnumber(L, age);
+    else
+        lua_pushnil(L); /* never failed */
+    lua_setfield(L, -2, "last_failure_age_s");
+}
+
 static void fill_stats(lua_State *L, const llmux_endpoint_stats *s)
 {
-    static const char *const circuit[] = {"closed", "open", "half_open"};
     set_num(L, "ttft_ms", s->ttft_ms_ewma);
     set_num(L, "latency_ms", s->latency_ms_ewma);
     set_num(L, "throughput", s->throughput_ewma);
     set_num(L, "error_rate", s->error_rate_ewma);
-    if (s->last_failure_age_s >= 0)
-        set_num(L, "last_failure_age_s", s->last_failure_age_s);
-    else {
-        lua_pushnil(L);
-        lua_setfield(L, -2, "last_failure_age_s");
-    }
+    set_age(L, s->last_failure_age_s);
     set_int(L, "inflight", s->inflight);
-    set_str(L, "circuit", circuit[s->circuit >= 0 && s->circuit <= 2 ? s->circuit : 0]);
+    set_str(L, "circuit", circuit_name(s->circuit));
     set_num(L, "parked_for_s", s->parked_for_s);
+}
+
+/* Stats change between calls far less often than route() runs: rewrite only
+ * the fields that differ from what the cached table holds. */
+static void update_stats(lua_State *L, const llmux_endpoint_stats *old,
+                         const llmux_endpoint_stats *s)
+{
+    if (s->ttft_ms_ewma != old->ttft_ms_ewma)
+        set_num(L, "ttft_ms", s->ttft_ms_ewma);
+    if (s->latency_ms_ewma != old->latency_ms_ewma)
+        set_num(L, "latency_ms", s->latency_ms_ewma);
+    if (s->throughput_ewma != old->throughput_ewma)
+        set_num(L, "throughput", s->throughput_ewma);
+    if (s->error_rate_ewma != old->error_rate_ewma)
+        set_num(L, "error_rate", s->error_rate_ewma);
+    if (s->last_failure_age_s != old->last_failure_age_s)
+        set_age(L, s->last_failure_age_s);
+    if (s->inflight != old->inflight)
+        set_int(L, "inflight", s->inflight);
+    if (circuit_name(s->circuit) != circuit_name(old->circuit))
+        set_str(L, "circuit", circuit_name(s->circuit));
+    if (s->parked_for_s != old->parked_for_s)
+        set_num(L, "parked_for_s", s->parked_for_s);
 }
 
 /* Pushes the candidate table for cands[i] (1-based index i + 1). */
@@ -317,28 +354,43 @@ static void push_candidate(lua_State *L, plan_ctx *x, int cache, int i)
     const llmux_endpoint_cfg *ep = c->ep;
     int cacheable = r->cfg && ep->index >= 0 && (size_t)ep->index < r->cfg->n_endpoints &&
                     r->cfg->endpoint_by_index[ep->index] == ep && r->seen[ep->index] != r->stamp;
-    if (cacheable) {
-        size_t slot = (size_t)ep->index;
-        r->seen[slot] = r->stamp;
-        if (r->cached_ep[slot] == ep) {
-            lua_rawgeti(L, cache, 2 * (lua_Integer)slot + 1);
-            lua_rawgeti(L, cache, 2 * (lua_Integer)slot + 2);
-        } else {
-            push_candidate_static(L, ep);
-            lua_createtable(L, 0, 8);
-            lua_pushvalue(L, -2);
-            lua_rawseti(L, cache, 2 * (lua_Integer)slot + 1);
-            lua_pushvalue(L, -1);
-            lua_rawseti(L, cache, 2 * (lua_Integer)slot + 2);
-            r->cached_ep[slot] = ep;
-        }
-    } else {
+    if (!cacheable) {
         push_candidate_static(L, ep);
         lua_createtable(L, 0, 8);
+        fill_stats(L, &c->stats);
+        lua_setfield(L, -2, "stats");
+        set_int(L, "index", i + 1);
+        return;
     }
-    fill_stats(L, &c->stats);
-    lua_setfield(L, -2, "stats");
-    set_int(L, "index", i + 1);
+    struct slot *sl = &r->slots[ep->index];
+    lua_Integer key = 2 * (lua_Integer)ep->index + 1;
+    r->seen[ep->index] = r->stamp;
+    if (sl->ep == ep) {
+        sl->ep = NULL; /* an error half-way would leave the table unknown */
+        lua_rawgeti(L, cache, key);
+        lua_rawgeti(L, cache, key + 1);
+        update_stats(L, &sl->stats, &c->stats);
+        lua_pop(L, 1);
+        sl->ep = ep;
+    } else {
+        sl->ep = NULL; /* until fully built: an error may interrupt us */
+        push_candidate_static(L, ep);
+        lua_createtable(L, 0, 8);
+        fill_stats(L, &c->stats);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, cache, key + 1);
+        lua_setfield(L, -2, "stats");
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, cache, key);
+        sl->ep = ep;
+        sl->index = 0;
+    }
+    sl->stats = c->stats;
+    if (sl->index != i + 1) {
+        sl->index = 0;
+        set_int(L, "index", i + 1);
+        sl->index = i + 1;
+    }
 }
 
 /* ---------------------------------------------------------------------- */
@@ -369,8 +421,12 @@ static int read_index(lua_State *L, plan_ctx *x, int idx, int pos, int *out)
 
 static int read_result(lua_State *L, plan_ctx *x, int res)
 {
-    if (lua_type(L, res) != LUA_TTABLE)
-        return reject(x, "route() returned %d, not a table", lua_type(L, res));
+    if (lua_type(L, res) != LUA_TTABLE) {
+        snprintf(x->reject_buf, sizeof x->reject_buf, "route() returned %s, not a table",
+                 luaL_typename(L, res));
+        x->reject = x->reject_buf;
+        return -1;
+    }
     memset(x->r->picked, 0, (size_t)x->ncands);
     lua_Integer n = luaL_len(L, res);
     x->nout = 0;
@@ -492,9 +548,9 @@ int llmux_router_plan(llmux_router *r, const llmux_route_request *req,
 static void drop_cache(llmux_router *r)
 {
     r->cache_stale = 1;
-    free(r->cached_ep);
+    free(r->slots);
     free(r->seen);
-    r->cached_ep = NULL;
+    r->slots = NULL;
     r->seen = NULL;
     if (r->cfg)
         llmux_config_unref(r->cfg);
@@ -509,12 +565,12 @@ int llmux_router_set_config(llmux_router *r, llmux_config *cfg)
     if (!cfg)
         return 0;
     size_t n = cfg->n_endpoints ? cfg->n_endpoints : 1;
-    r->cached_ep = calloc(n, sizeof *r->cached_ep);
+    r->slots = calloc(n, sizeof *r->slots);
     r->seen = calloc(n, sizeof *r->seen);
-    if (!r->cached_ep || !r->seen) {
-        free(r->cached_ep);
+    if (!r->slots || !r->seen) {
+        free(r->slots);
         free(r->seen);
-        r->cached_ep = NULL;
+        r->slots = NULL;
         r->seen = NULL;
         return LLMUX_ENOMEM;
     }
@@ -629,7 +685,7 @@ void llmux_router_free(llmux_router *r)
         return;
     if (r->cfg)
         llmux_config_unref(r->cfg);
-    free(r->cached_ep);
+    free(r->slots);
     free(r->seen);
     free(r->picked);
     llmux_buf_free(&r->scratch);
