@@ -47,6 +47,8 @@ void llmux_worker_refresh(llmux_worker *w)
         llmux_router_free(w->router);
         w->router = r;
     }
+    /* The router caches per-endpoint tables for this config (holds a ref). */
+    if (w->router) llmux_router_set_config(w->router, rt->cfg);
     w->router_generation = rt->script_generation;
     if (w->rt) llmux_runtime_unref(w->rt);
     w->rt = rt;
