@@ -40,9 +40,15 @@ static void after_reload(uv_work_t *w, int status)
     if (j->conn) {
         llmux_conn_detach(j->conn);
         if (j->rc == 0) {
-            char body[128];
-            int n = snprintf(body, sizeof body, "{\"reloaded\":true,\"generation\":%u}", llmux_runtime_current_generation());
-            llmux_conn_respond(j->conn, 200, "application/json", NULL, body, (size_t)n);
+            llmux_buf b = {0};
+            llmux_buf_printf(&b, "{\"reloaded\":true,\"generation\":%u", llmux_runtime_current_generation());
+            if (j->err[0]) { /* e.g. a listen change that applies only at restart */
+                llmux_buf_append_str(&b, ",\"message\":");
+                llmux_buf_append_jstr(&b, j->err);
+            }
+            llmux_buf_append_char(&b, '}');
+            llmux_conn_respond(j->conn, 200, "application/json", NULL, b.data, b.len);
+            llmux_buf_free(&b);
         } else {
             llmux_conn_respond_error(j->conn, 422, j->err, NULL, NULL);
         }

@@ -35,7 +35,7 @@ typedef struct {
 
 static const char *const top_level_fields[] = {
     "listen", "workers", "plugin_dir", "plugin_cache_dir", "routing_script", "admin_key",
-    "log", "limits", "timeouts", "providers", "models", NULL,
+    "watch", "log", "limits", "timeouts", "providers", "models", NULL,
 };
 
 static int in_list(const char *const *list, const char *s)
@@ -761,6 +761,9 @@ static int read_globals(loader *d, llmux_config *c)
     if (opt_int(d, g, "workers", "", &w, 0, 4096) < 0)
         return -1;
     c->workers = (int)w;
+    set_line(d, "watch");
+    if (opt_bool(d, g, "watch", "", &c->watch) < 0)
+        return -1;
 
     static const struct {
         const char *name;

@@ -92,6 +92,7 @@ typedef struct llmux_config {
     char *log_level;         /* "debug"|"info"|"warn"|"error" */
     char *access_log;        /* "text"|"json"|"off" */
     char *admin_key;         /* may be NULL: admin routes disabled */
+    int watch;               /* reload when plugin_dir, the script or the config change */
     llmux_limits limits;
     llmux_timeouts timeouts;
     llmux_provider_cfg *providers; size_t n_providers;

@@ -92,6 +92,22 @@ static int validate(const llmux_plugin *d, const char *name, char *err, size_t e
     return 0;
 }
 
+/* Serialises "copy + dlopen + register" against "unregister + dlclose + unlink"
+ * so a copy is never removed between another load's write and its dlopen. Taken
+ * only at load and unload time, never per request. Lock order: g_cache_lock, g_lock. */
+static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Removes a cache copy unless a registered image still maps it. Caller holds g_cache_lock. */
+static void drop_copy(const char *path)
+{
+    pthread_mutex_lock(&g_lock);
+    int used = 0;
+    for (int i = 0; i < g_n_images && !used; i++) used = strcmp(g_images[i]->loaded_path, path) == 0;
+    pthread_mutex_unlock(&g_lock);
+    if (!used && unlink(path) < 0 && errno != ENOENT)
+        llmux_log(LLMUX_LOG_WARN, "plugin cache: cannot remove %s: %s", path, strerror(errno));
+}
+
 llmux_plugin_image *llmux_plugin_load(const char *plugin_dir, const char *cache_dir, const char *name,
                                       char *err, size_t errlen)
 {
@@ -104,34 +120,43 @@ llmux_plugin_image *llmux_plugin_load(const char *plugin_dir, const char *cache_
     char hash[33];
     content_hash(&content, hash);
 
+    pthread_mutex_lock(&g_cache_lock);
     pthread_mutex_lock(&g_lock);
     for (int i = 0; i < g_n_images; i++) {
         llmux_plugin_image *img = g_images[i];
         if (strcmp(img->name, name) == 0 && strcmp(img->hash, hash) == 0) {
             atomic_fetch_add(&img->refs, 1);
             pthread_mutex_unlock(&g_lock);
+            pthread_mutex_unlock(&g_cache_lock);
             llmux_buf_free(&content);
             return img;
         }
     }
+    int full = g_n_images >= (int)(sizeof g_images / sizeof g_images[0]);
     pthread_mutex_unlock(&g_lock);
-
-    if (mkdir_p(cache_dir) < 0) { snprintf(err, errlen, "cannot create %s: %s", cache_dir, strerror(errno)); llmux_buf_free(&content); return NULL; }
+    void *h = NULL;
+    if (full) {
+        snprintf(err, errlen, "plugin %s: too many plugin images loaded (old generations still draining)", name);
+        goto fail_nocopy;
+    }
+    if (mkdir_p(cache_dir) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", cache_dir, strerror(errno));
+        goto fail_nocopy;
+    }
     snprintf(dst, sizeof dst, "%s/%s-%s.so", cache_dir, name, hash);
-    int rc = write_copy(dst, &content, err, errlen);
-    llmux_buf_free(&content);
-    if (rc) return NULL;
-
-    void *h = dlopen(dst, RTLD_NOW | RTLD_LOCAL);
-    if (!h) { snprintf(err, errlen, "plugin %s: dlopen: %s", name, dlerror()); return NULL; }
+    if (write_copy(dst, &content, err, errlen)) goto fail_nocopy;
+    h = dlopen(dst, RTLD_NOW | RTLD_LOCAL);
+    if (!h && access(dst, F_OK) < 0 && write_copy(dst, &content, err, errlen) == 0)
+        h = dlopen(dst, RTLD_NOW | RTLD_LOCAL); /* another process sharing the cache dir pruned it */
+    if (!h) { snprintf(err, errlen, "plugin %s: dlopen: %s", name, dlerror()); goto fail; }
     llmux_plugin_entry_fn entry;
     *(void **)&entry = dlsym(h, LLMUX_PLUGIN_ENTRY);
-    if (!entry) { snprintf(err, errlen, "plugin %s: no %s symbol", name, LLMUX_PLUGIN_ENTRY); dlclose(h); return NULL; }
+    if (!entry) { snprintf(err, errlen, "plugin %s: no exported %s symbol (not an llmux plugin?)", name, LLMUX_PLUGIN_ENTRY); goto fail; }
     const llmux_plugin *d = entry();
-    if (validate(d, name, err, errlen)) { dlclose(h); return NULL; }
+    if (validate(d, name, err, errlen)) goto fail;
 
     llmux_plugin_image *img = calloc(1, sizeof *img);
-    if (!img) { dlclose(h); snprintf(err, errlen, "out of memory"); return NULL; }
+    if (!img) { snprintf(err, errlen, "out of memory"); goto fail; }
     /* An older minor's descriptor is shorter: copy what it has, the rest stays NULL. */
     memcpy(&img->d, d, d->struct_size < sizeof img->d ? d->struct_size : sizeof img->d);
     img->name = strdup(name);
@@ -143,11 +168,21 @@ llmux_plugin_image *llmux_plugin_load(const char *plugin_dir, const char *cache_
     atomic_init(&img->refs, 1);
     pthread_mutex_lock(&g_lock);
     img->generation = ++g_generation;
-    if (g_n_images < (int)(sizeof g_images / sizeof g_images[0])) g_images[g_n_images++] = img;
+    g_images[g_n_images++] = img;
     pthread_mutex_unlock(&g_lock);
-    llmux_log(LLMUX_LOG_INFO, "plugin %s %s loaded (abi %u.%u, hash %.12s, generation %u)", name,
-              d->version ? d->version : "?", d->abi_major, d->abi_minor, hash, img->generation);
+    pthread_mutex_unlock(&g_cache_lock);
+    llmux_buf_free(&content);
+    llmux_log(LLMUX_LOG_INFO, "plugin %s %s loaded (abi %u.%u, %zu-byte descriptor, hash %.12s, generation %u)", name,
+              d->version ? d->version : "?", d->abi_major, d->abi_minor, d->struct_size, hash, img->generation);
     return img;
+fail:
+    if (h) dlclose(h);
+    drop_copy(dst); /* a refused build must not accumulate in the cache */
+fail_nocopy:
+    pthread_mutex_unlock(&g_cache_lock);
+    llmux_buf_free(&content);
+    llmux_log(LLMUX_LOG_WARN, "plugin %s refused: %s", name, err);
+    return NULL;
 }
 
 void llmux_plugin_image_ref(llmux_plugin_image *img) { atomic_fetch_add(&img->refs, 1); }
@@ -155,13 +190,31 @@ void llmux_plugin_image_ref(llmux_plugin_image *img) { atomic_fetch_add(&img->re
 void llmux_plugin_image_unref(llmux_plugin_image *img)
 {
     if (!img) return;
+    pthread_mutex_lock(&g_cache_lock);
     pthread_mutex_lock(&g_lock);
-    if (atomic_fetch_sub(&img->refs, 1) != 1) { pthread_mutex_unlock(&g_lock); return; }
+    if (atomic_fetch_sub(&img->refs, 1) != 1) {
+        pthread_mutex_unlock(&g_lock);
+        pthread_mutex_unlock(&g_cache_lock);
+        return;
+    }
     for (int i = 0; i < g_n_images; i++)
         if (g_images[i] == img) { g_images[i] = g_images[--g_n_images]; break; }
     pthread_mutex_unlock(&g_lock);
-    llmux_log(LLMUX_LOG_INFO, "plugin %s generation %u unloaded", img->name, img->generation);
+    char version[64]; /* the descriptor's strings live in the image: copy before dlclose */
+    snprintf(version, sizeof version, "%s", img->d.version ? img->d.version : "?");
     dlclose(img->handle);
+    /* Check the image really left the address space: a plugin with NODELETE or
+     * unique (C++ inline static) symbols stays mapped after dlclose. */
+    void *still = dlopen(img->loaded_path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+    if (still) {
+        dlclose(still);
+        llmux_log(LLMUX_LOG_WARN, "plugin %s generation %u released but still mapped after dlclose", img->name,
+                  img->generation);
+    } else {
+        llmux_log(LLMUX_LOG_INFO, "plugin %s %s generation %u unloaded", img->name, version, img->generation);
+    }
+    drop_copy(img->loaded_path);
+    pthread_mutex_unlock(&g_cache_lock);
     free(img->name);
     free(img->source_path);
     free(img->loaded_path);

@@ -38,6 +38,7 @@ llmux_runtime *llmux_runtime_build(const char *config_path, const char *host, in
     llmux_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) { llmux_config_unref(cfg); snprintf(err, errlen, "out of memory"); return NULL; }
     rt->cfg = cfg;
+    rt->listen_from_cli = host || port > 0;
     atomic_init(&rt->refs, 1);
     rt->created_at = time(NULL);
     rt->providers = calloc(cfg->n_providers ? cfg->n_providers : 1, sizeof *rt->providers);
@@ -114,16 +115,34 @@ int llmux_runtime_reload(char *err, size_t errlen)
 {
     pthread_mutex_lock(&g_reload_lock);
     llmux_runtime *cur = llmux_runtime_acquire();
-    llmux_runtime *rt = llmux_runtime_build(g_origin_path, cur ? cur->cfg->listen_host : NULL,
-                                            cur ? cur->cfg->listen_port : 0, err, errlen);
+    /* The listening sockets stay bound: a --listen override is kept as is, and a
+     * changed listen in the file is reported, not applied. */
+    int keep_cli = cur && cur->listen_from_cli;
+    llmux_runtime *rt = llmux_runtime_build(g_origin_path, keep_cli ? cur->cfg->listen_host : NULL,
+                                            keep_cli ? cur->cfg->listen_port : 0, err, errlen);
     if (!rt) {
         llmux_log(LLMUX_LOG_ERROR, "reload refused, generation %u keeps serving: %s", cur ? cur->generation : 0, err);
         llmux_runtime_unref(cur);
         pthread_mutex_unlock(&g_reload_lock);
         return -1;
     }
-    if (cur && cur->cfg->workers != rt->cfg->workers)
-        llmux_log(LLMUX_LOG_WARN, "reload: 'workers' changes apply only at restart");
+    err[0] = '\0';
+    if (cur) {
+        rt->listen_from_cli = cur->listen_from_cli;
+        llmux_config *nc = rt->cfg, *oc = cur->cfg;
+        if (strcmp(nc->listen_host, oc->listen_host) != 0 || nc->listen_port != oc->listen_port) {
+            snprintf(err, errlen, "listen %s:%d cannot apply live; still listening on %s:%d until restart",
+                     nc->listen_host, nc->listen_port, oc->listen_host, oc->listen_port);
+            llmux_log(LLMUX_LOG_WARN, "reload: %s", err);
+            char *h = strdup(oc->listen_host); /* the status pages show what is really bound */
+            if (h) { free(nc->listen_host); nc->listen_host = h; nc->listen_port = oc->listen_port; }
+        }
+        if (oc->workers != nc->workers) {
+            size_t n = strlen(err);
+            snprintf(err + n, errlen - n, "%s'workers' changes apply only at restart", n ? "; " : "");
+            llmux_log(LLMUX_LOG_WARN, "reload: 'workers' changes apply only at restart");
+        }
+    }
     llmux_runtime_unref(cur);
     llmux_runtime_publish(rt);
     llmux_log(LLMUX_LOG_INFO, "reloaded: runtime generation %u (config generation %u)", rt->generation,

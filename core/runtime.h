@@ -24,6 +24,7 @@ typedef struct llmux_runtime {
     unsigned script_generation;   /* bumps when the routing script is reloaded */
     struct llmux_stats_slot **slots; /* by endpoint index; slots outlive generations */
     time_t created_at;
+    int listen_from_cli;          /* --listen overrode the config's address */
 } llmux_runtime;
 
 /* Builds (config from path, or embedded default when NULL) and validates a
@@ -38,7 +39,9 @@ void llmux_runtime_publish(llmux_runtime *rt); /* takes ownership of one ref */
 llmux_runtime *llmux_runtime_acquire(void);
 unsigned llmux_runtime_current_generation(void);
 /* Reloads config, plugins and script from the original config path; on
- * failure the old generation keeps serving and err says why. Serialised. */
+ * failure the old generation keeps serving and err says why. On success err
+ * holds "" or a note about settings that apply only at restart (listen,
+ * workers). Serialised. */
 int llmux_runtime_reload(char *err, size_t errlen);
 void llmux_runtime_set_origin(const char *config_path);
 /* Drops the published generation at exit. */
