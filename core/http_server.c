@@ -190,13 +190,13 @@ static void conn_finish_response(llmux_conn *c)
 {
     c->responded = 1;
     if (c->state == CS_HANDLING) c->w->n_busy--;
+    c->state = CS_IDLE;
     c->h = NULL;
     if (c->close_after_response || c->w->stopping) {
         c->close_after_response = 1;
         if (c->backlog == 0) conn_close(c);
         return;
     }
-    c->state = CS_IDLE;
     conn_reset_request(c);
     llhttp_resume(&c->parser);
     conn_arm_idle(c);
