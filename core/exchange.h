@@ -31,6 +31,16 @@ typedef struct {
     int any_output; /* at least one delta/tool event */
 } llmux_result;
 
+/* Where the Anthropic stream writer is: blocks are numbered in order, one
+ * open at a time; tool call i lives in block tool_block[i]-1 (0: none yet). */
+typedef struct {
+    int started;       /* message_start went out */
+    int open;          /* a content block is open */
+    int kind;          /* its kind (messages_in.c) */
+    int next_index;    /* index of the next block */
+    int tool_block[64];
+} llmux_anthropic_out;
+
 struct llmux_exchange;
 typedef struct llmux_output_ops {
     /* Stream events after the content started (streaming outputs only). */
@@ -103,6 +113,7 @@ typedef struct llmux_exchange {
     uint64_t start_ns, first_token_ns;
     int tool_seen[64];
     const char *key_label;
+    llmux_anthropic_out anth; /* Anthropic writer state (messages_in.c) */
 } llmux_exchange;
 
 /* Route handlers (chat.c): */
