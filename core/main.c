@@ -1,5 +1,6 @@
 /* llmux: command line, start-up, signals (SIGHUP reloads, SIGTERM/SIGINT
  * drain and stop). The main thread serves no requests; workers do. */
+#include "file_watch.h"
 #include "log.h"
 #include "plugin_host.h"
 #include "router.h"
@@ -48,12 +49,18 @@ static int parse_listen(const char *s, char *host, size_t hlen, int *port)
 static uv_signal_t g_sighup, g_sigterm, g_sigint;
 static uint32_t g_shutdown_ms = 10000;
 
+/* SIGHUP and the file watch: same reload as POST /admin/reload (which logs its own outcome). */
+static void reload_now(void *why)
+{
+    char err[512];
+    LOG_INFO("%s: reloading", (const char *)why);
+    if (llmux_runtime_reload(err, sizeof err) == 0) llmux_workers_notify();
+}
+
 static void on_sighup(uv_signal_t *s, int sig)
 {
     (void)s; (void)sig;
-    char err[512];
-    LOG_INFO("SIGHUP: reloading");
-    if (llmux_runtime_reload(err, sizeof err) == 0) llmux_workers_notify();
+    reload_now("SIGHUP");
 }
 
 static void on_stop(uv_signal_t *s, int sig)
@@ -128,7 +135,9 @@ int main(int argc, char **argv)
     uv_signal_start(&g_sighup, on_sighup, SIGHUP);
     uv_signal_start(&g_sigterm, on_stop, SIGTERM);
     uv_signal_start(&g_sigint, on_stop, SIGINT);
+    llmux_file_watch_start(loop, 200, reload_now, "file watch");
     uv_run(loop, UV_RUN_DEFAULT);
+    llmux_file_watch_stop();
 
     llmux_workers_stop(g_shutdown_ms);
     uv_close((uv_handle_t *)&g_sighup, NULL);
