@@ -5,7 +5,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAIMock, promptTokensFor } from '../mocks/openai.mjs';
 import {
-  startLlmux, skipNoBinary, buildConfig, openaiProvider, model, endpoint,
+  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint,
 } from '../integration/harness.mjs';
 
 let OpenAI = null;
@@ -49,10 +49,7 @@ describe('openai SDK against llmux', { skip, timeout: 60000 }, () => {
     });
     client = new OpenAI({ baseURL: `${gw.url}/api/v1`, apiKey: 'test', maxRetries: 0, timeout: 20000 });
   });
-  after(async () => {
-    await gw?.stop();
-    await up?.close();
-  });
+  after(() => shutdown(gw, up));
 
   const messages = [
     { role: 'system', content: 'be brief' },

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startAnthropicMock, inputTokensFor, NEW_VERSION } from '../mocks/anthropic.mjs';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import {
-  startLlmux, skipNoBinary, buildConfig, anthropicProvider, openaiProvider, model, endpoint, postJSON, postSSE,
+  startLlmux, shutdown, skipNoBinary, buildConfig, anthropicProvider, openaiProvider, model, endpoint, postJSON, postSSE,
   assembleToolCalls, expectErrorShape,
 } from './harness.mjs';
 
@@ -41,12 +41,7 @@ describe('chat completions via the anthropic plugin', { skip: skipNoBinary, time
     });
     url = `${gw.url}/api/v1/chat/completions`;
   });
-  after(async () => {
-    await gw?.stop();
-    await ant?.close();
-    await antCached?.close();
-    await good?.close();
-  });
+  after(() => shutdown(gw, ant, antCached, good));
 
   const messages = [
     { role: 'system', content: 'be brief' },

@@ -4,7 +4,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAIMock, promptTokensFor, countTokens } from '../mocks/openai.mjs';
 import {
-  startLlmux, skipNoBinary, buildConfig, openaiProvider, model, endpoint, postJSON, postSSE, assembleToolCalls, close2,
+  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint, postJSON, postSSE, assembleToolCalls, close2,
 } from './harness.mjs';
 
 const PRICING = { prompt: 0.000001, completion: 0.000002, request: 0.0001 };
@@ -48,11 +48,7 @@ describe('chat completions via the openai plugin', { skip: skipNoBinary, timeout
     });
     url = `${gw.url}/api/v1/chat/completions`;
   });
-  after(async () => {
-    await gw?.stop();
-    await up?.close();
-    await upCached?.close();
-  });
+  after(() => shutdown(gw, up, upCached));
 
   const messages = [
     { role: 'system', content: 'be brief' },
@@ -170,6 +166,16 @@ describe('chat completions via the openai plugin', { skip: skipNoBinary, timeout
     assert.ok(s.done);
     assert.equal(s.text, 'alpha beta');
     assert.equal(s.chunks.at(-1).usage.completion_tokens, 2);
+  });
+
+  it('text with escapes and non-ASCII survives the round trip exactly', async () => {
+    const tricky = 'quote " backslash \\ slash / tab\tnewline\nunicode é ✓ 😀 \u0001 </script>';
+    const r = await postJSON(url, { model: 'test/echo', messages: [{ role: 'user', content: tricky }] });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(up.requests.at(-1).body.messages[0].content, tricky, 'upstream got the exact text');
+    assert.equal(r.json.choices[0].message.content, tricky);
+    const s = await postSSE(url, { model: 'test/echo', messages: [{ role: 'user', content: tricky }], stream: true });
+    assert.equal(s.text, tricky);
   });
 
   it('non-stream tool calls are returned whole (parallel)', async () => {

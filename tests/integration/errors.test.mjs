@@ -4,7 +4,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import {
-  startLlmux, skipNoBinary, buildConfig, openaiProvider, model, endpoint, postJSON, rawHttp, expectErrorShape,
+  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint, postJSON, rawHttp, expectErrorShape,
 } from './harness.mjs';
 
 const MAX_BODY = 2048;
@@ -23,10 +23,7 @@ describe('client errors', { skip: skipNoBinary, timeout: 60000 }, () => {
     });
     url = `${gw.url}/api/v1/chat/completions`;
   });
-  after(async () => {
-    await gw?.stop();
-    await up?.close();
-  });
+  after(() => shutdown(gw, up));
 
   const hello = [{ role: 'user', content: 'hi' }];
 

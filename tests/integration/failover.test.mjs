@@ -10,7 +10,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import {
-  startLlmux, skipNoBinary, buildConfig, openaiProvider, deadProvider, model, endpoint, postJSON, postSSE, freePort,
+  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, deadProvider, model, endpoint, postJSON, postSSE, freePort,
   expectErrorShape,
 } from './harness.mjs';
 
@@ -42,17 +42,15 @@ describe('failover', { skip: skipNoBinary, timeout: 60000 }, () => {
           model('fo/all429', [endpoint('p500', 'g@fail-500'), endpoint('p429', 'g@fail-429')]),
           model('fo/hang1', [endpoint('phang', 'h@hang')]),
           model('fo/nofb', [endpoint('p500', 'i@fail-500'), endpoint('good', 'g-i')]),
+          model('fo/broken', [endpoint('p500', 'j@fail-500')]),
+          model('fo/backup', [endpoint('good', 'g-j')]),
         ],
         timeouts: { connect_ms: 1000, first_byte_ms: FIRST_BYTE_MS },
       }),
     });
     url = `${gw.url}/api/v1/chat/completions`;
   });
-  after(async () => {
-    await gw?.stop();
-    await bad?.close();
-    await good?.close();
-  });
+  after(() => shutdown(gw, bad, good));
 
   const ask = (modelId, order, extra = {}) =>
     postJSON(url, { model: modelId, messages: [{ role: 'user', content: 'hello' }], provider: { order }, ...extra });
@@ -155,11 +153,21 @@ describe('failover', { skip: skipNoBinary, timeout: 60000 }, () => {
     }
   });
 
-  it('allow_fallbacks: false stops after the first endpoint', async () => {
+  it('the `models` fallback list is tried in order when the first model fails', async () => {
+    const r = await postJSON(url, { model: 'fo/broken', models: ['fo/broken', 'fo/backup'], messages: [{ role: 'user', content: 'hello' }] });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.model, 'fo/backup', 'the response names the model that answered');
+    assert.equal(r.json.provider, 'Good Upstream');
+    assert.equal(seen(bad, 'j@fail-500').length, 1, 'the first model was tried');
+    assert.equal(seen(good, 'g-j').length, 1);
+  });
+
+  it('allow_fallbacks: false tries only the providers in provider.order', async () => {
     const before = seen(good, 'g-i').length;
-    const r = await ask('fo/nofb', ['p500', 'good'], { provider: { order: ['p500', 'good'], allow_fallbacks: false } });
+    const r = await ask('fo/nofb', ['p500'], { provider: { order: ['p500'], allow_fallbacks: false } });
     assert.notEqual(r.status, 200, r.text);
     assert.ok(r.json && r.json.error, r.text);
-    assert.equal(seen(good, 'g-i').length, before, 'the second endpoint was not tried');
+    assert.equal(seen(good, 'g-i').length, before, 'the endpoint outside provider.order was not tried');
+    assert.equal(seen(bad, 'i@fail-500').length, 1);
   });
 });

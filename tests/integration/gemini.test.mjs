@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { startGeminiMock, promptTokensFor, countTokens } from '../mocks/gemini.mjs';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import {
-  startLlmux, skipNoBinary, buildConfig, geminiProvider, openaiProvider, model, endpoint, postJSON, postSSE,
+  startLlmux, shutdown, skipNoBinary, buildConfig, geminiProvider, openaiProvider, model, endpoint, postJSON, postSSE,
   assembleToolCalls, expectErrorShape,
 } from './harness.mjs';
 
@@ -38,11 +38,7 @@ describe('chat completions via the gemini plugin', { skip: skipNoBinary, timeout
     });
     url = `${gw.url}/api/v1/chat/completions`;
   });
-  after(async () => {
-    await gw?.stop();
-    await gem?.close();
-    await good?.close();
-  });
+  after(() => shutdown(gw, gem, good));
 
   const messages = [
     { role: 'system', content: 'be brief' },

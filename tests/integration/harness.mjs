@@ -141,6 +141,25 @@ export async function startLlmux(opts = {}) {
   throw lastErr;
 }
 
+/**
+ * Stops llmux instances (stop()) and closes mocks (close()), all of them even
+ * when one fails, so a failing test never leaves a listener that keeps the
+ * test process alive; then throws the first error.
+ */
+export async function shutdown(...things) {
+  const errors = [];
+  for (const t of things) {
+    if (!t) continue;
+    try {
+      if (typeof t.stop === 'function') await t.stop();
+      else await t.close();
+    } catch (err) {
+      errors.push(err);
+    }
+  }
+  if (errors.length) throw errors[0];
+}
+
 // ---------------------------------------------------------------------------
 // Lua config builders
 // ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import {
-  startLlmux, skipNoBinary, buildConfig, openaiProvider, model, endpoint, postJSON, rawHttp, parseHttpResponse,
+  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint, postJSON, rawHttp, parseHttpResponse,
 } from './harness.mjs';
 
 function request(agent, port, method, path, body) {
@@ -45,10 +45,7 @@ describe('HTTP/1.1 front end', { skip: skipNoBinary, timeout: 60000 }, () => {
       }),
     });
   });
-  after(async () => {
-    await gw?.stop();
-    await up?.close();
-  });
+  after(() => shutdown(gw, up));
 
   it('keeps the connection alive across several requests', async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });

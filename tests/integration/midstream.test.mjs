@@ -5,10 +5,11 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import {
-  startLlmux, skipNoBinary, buildConfig, openaiProvider, model, endpoint, postSSE, sseIterate, sleep,
+  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint, postSSE, sseIterate, sleep,
 } from './harness.mjs';
 
 const SENTENCE = 'one two three four five six seven eight nine ten';
+const BETWEEN_MS = 1000;
 
 describe('mid-stream failures and cancellation', { skip: skipNoBinary, timeout: 60000 }, () => {
   let up, spare, gw, url;
@@ -23,17 +24,15 @@ describe('mid-stream failures and cancellation', { skip: skipNoBinary, timeout: 
           model('ms/error', [endpoint('up', 'e@error-midstream'), endpoint('spare', 'spare-e')]),
           model('ms/slow', [endpoint('up', 's@slow-100')]),
           model('ms/slow2', [endpoint('up', 't@slow-100')]),
+          model('ms/stall', [endpoint('up', 'st@stall-midstream'), endpoint('spare', 'spare-st')]),
+          model('ms/late', [endpoint('up', 'k@delay-1200')]),
         ],
-        timeouts: { first_byte_ms: 5000, between_chunks_ms: 5000 },
+        timeouts: { first_byte_ms: 5000, between_chunks_ms: BETWEEN_MS, keepalive_comment_ms: 200 },
       }),
     });
     url = `${gw.url}/api/v1/chat/completions`;
   });
-  after(async () => {
-    await gw?.stop();
-    await up?.close();
-    await spare?.close();
-  });
+  after(() => shutdown(gw, up, spare));
 
   function checkErrorEnding(s, label) {
     assert.equal(s.status, 200, `${label}: status stays 200`);
@@ -74,6 +73,32 @@ describe('mid-stream failures and cancellation', { skip: skipNoBinary, timeout: 
     assert.equal(spare.requests.length, 0, 'no failover after the first byte');
   });
 
+  it(`an upstream that goes silent mid-stream is ended after between_chunks_ms (${BETWEEN_MS})`, async () => {
+    const t0 = Date.now();
+    const s = await postSSE(url, {
+      model: 'ms/stall',
+      messages: [{ role: 'user', content: SENTENCE }],
+      stream: true,
+      provider: { order: ['up', 'spare'] },
+    });
+    const took = Date.now() - t0;
+    checkErrorEnding(s, 'stall');
+    assert.ok(took >= BETWEEN_MS - 50 && took < BETWEEN_MS + 4000, `ended by the timeout (${took} ms)`);
+    assert.equal(spare.requests.length, 0, 'no failover after the first byte');
+    const rec = up.requests.find((q) => q.body && q.body.model === 'st@stall-midstream');
+    const closed = await Promise.race([rec.closed.then(() => true), sleep(2000).then(() => false)]);
+    assert.ok(closed, 'llmux closed the silent upstream request');
+  });
+
+  it('while waiting for a slow first byte the stream carries SSE comments, which clients ignore', async () => {
+    const s = await postSSE(url, { model: 'ms/late', messages: [{ role: 'user', content: 'late but fine' }], stream: true });
+    assert.equal(s.status, 200);
+    assert.ok(s.comments >= 2, `keep-alive comments every ~200 ms during the 1200 ms wait (${s.comments}: ${JSON.stringify(s.commentTexts)})`);
+    assert.ok(s.done);
+    assert.equal(s.text, 'late but fine');
+    assert.ok(!s.chunks.some((c) => c.error));
+  });
+
   it('a client that disconnects mid-stream makes llmux cancel the upstream request', async () => {
     const long = Array.from({ length: 100 }, (_, i) => `w${i}`).join(' '); // ~10 s at 100 ms/word
     const ac = new AbortController();
@@ -87,7 +112,9 @@ describe('mid-stream failures and cancellation', { skip: skipNoBinary, timeout: 
     let content = 0;
     try {
       for await (const ev of sseIterate(r.body)) {
-        if (ev.type === 'event' && ev.data !== '[DONE]' && /"content":"w/.test(ev.data)) content++;
+        if (ev.type !== 'event' || ev.data === '[DONE]') continue;
+        const chunk = JSON.parse(ev.data);
+        if ((chunk.choices || []).some((ch) => ch.delta && ch.delta.content)) content++;
         if (content >= 2) break;
       }
     } finally {

@@ -2,7 +2,7 @@
 // mock/echo and mock/lorem models, no network needed.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startLlmux, skipNoBinary, getJSON, postJSON, postSSE, assembleToolCalls } from './harness.mjs';
+import { startLlmux, shutdown, skipNoBinary, getJSON, postJSON, postSSE, assembleToolCalls } from './harness.mjs';
 
 describe('embedded default config (mock plugin)', { skip: skipNoBinary, timeout: 60000 }, () => {
   let gw, url;
@@ -10,9 +10,7 @@ describe('embedded default config (mock plugin)', { skip: skipNoBinary, timeout:
     gw = await startLlmux({});
     url = `${gw.url}/api/v1/chat/completions`;
   });
-  after(async () => {
-    await gw?.stop();
-  });
+  after(() => shutdown(gw));
 
   it('lists mock/echo and mock/lorem', async () => {
     const r = await getJSON(`${gw.url}/api/v1/models`);

@@ -4,7 +4,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAIMock, contentText } from '../mocks/openai.mjs';
 import {
-  startLlmux, skipNoBinary, buildConfig, openaiProvider, model, endpoint, getJSON, postJSON, expectErrorShape,
+  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint, getJSON, postJSON, expectErrorShape,
 } from './harness.mjs';
 
 const PRICING = { prompt: 0.000001, completion: 0.000002, request: 0.0001 };
@@ -26,10 +26,7 @@ describe('routes', { skip: skipNoBinary, timeout: 60000 }, () => {
       }),
     });
   });
-  after(async () => {
-    await gw?.stop();
-    await up?.close();
-  });
+  after(() => shutdown(gw, up));
 
   it('GET /health answers 200', async () => {
     const r = await fetch(`${gw.url}/health`);

@@ -14,6 +14,7 @@
 //   reset               destroy the socket before answering
 //   reset-midstream     stream 2 content frames, then destroy the socket
 //   error-midstream     stream 2 content frames, then the provider's in-stream error event
+//   stall-midstream     stream 2 content frames, then go silent with the response open
 //   sse-error-body      an error JSON served with content-type text/event-stream (Gemini)
 //   refuse              instance-level only: stop listening so connections are refused
 // A request picks its behaviour by its model name: "fail-500" or "gpt-4o@fail-500".
@@ -78,7 +79,7 @@ export function exampleArgs(schema, hint) {
 }
 
 const BEHAVIOR_RE =
-  /^(ok|hang|reset|reset-midstream|error-midstream|sse-error-body|slow-first-byte|slow-stream|refuse|fail-(\d{3})|delay-(\d+)|slow-(\d+))$/;
+  /^(ok|hang|reset|reset-midstream|error-midstream|stall-midstream|sse-error-body|slow-first-byte|slow-stream|refuse|fail-(\d{3})|delay-(\d+)|slow-(\d+))$/;
 
 /** Parses a behaviour name ("delay-300") into {name, ...params}, or null. */
 export function parseBehavior(spec) {
@@ -299,6 +300,7 @@ export async function startMock(provider, opts = {}) {
           req.socket.destroy();
           return;
         }
+        if (b.name === 'stall-midstream') return; // keep the response open, send nothing more
         if (b.name === 'error-midstream') {
           await sleep(options.midstreamPauseMs);
           res.end(provider.midstreamError(ctx), () => {
