@@ -35,6 +35,7 @@ describe('chat completions via the anthropic plugin', { skip: skipNoBinary, time
           model('anthropic/cached', [endpoint('antc', 'claude-cached')]),
           model('anthropic/overloaded', [endpoint('ant', 'o@fail-529'), endpoint('good', 'gpt-fallback')]),
           model('anthropic/limited', [endpoint('ant', 'l@fail-429')]),
+          model('anthropic/overloaded1', [endpoint('ant', 'o1@fail-529')]),
           model('anthropic/midstream', [endpoint('ant', 'm@error-midstream')]),
         ],
       }),
@@ -189,6 +190,13 @@ describe('chat completions via the anthropic plugin', { skip: skipNoBinary, time
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.provider, 'Good Upstream');
     assert.equal(r.json.choices[0].message.content, 'fallback answer');
+  });
+
+  it('529 overloaded_error from the only endpoint is a 502 with the raw error', async () => {
+    const r = await postJSON(url, { model: 'anthropic/overloaded1', messages });
+    const e = expectErrorShape(assert, r, 502);
+    assert.equal(e.metadata.provider_name, 'Anthropic Mock');
+    assert.match(JSON.stringify(e.metadata.raw), /overloaded_error/);
   });
 
   it('429 rate_limit_error is passed on with Retry-After', async () => {

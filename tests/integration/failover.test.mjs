@@ -43,6 +43,7 @@ describe('failover', { skip: skipNoBinary, timeout: 60000 }, () => {
           model('fo/hang1', [endpoint('phang', 'h@hang')]),
           model('fo/nofb', [endpoint('p500', 'i@fail-500'), endpoint('good', 'g-i')]),
           model('fo/broken', [endpoint('p500', 'j@fail-500')]),
+          model('fo/503', [endpoint('p500', 'k@fail-503')]),
           model('fo/backup', [endpoint('good', 'g-j')]),
         ],
         timeouts: { connect_ms: 1000, first_byte_ms: FIRST_BYTE_MS },
@@ -115,6 +116,13 @@ describe('failover', { skip: skipNoBinary, timeout: 60000 }, () => {
     assert.equal(e.metadata.provider_name, 'Failing 500');
     const raw = typeof e.metadata.raw === 'string' ? e.metadata.raw : JSON.stringify(e.metadata.raw);
     assert.match(raw, /server had an error/, 'metadata.raw carries the upstream error body');
+  });
+
+  it('a lone upstream answering 503 (overloaded) is reported as 502', async () => {
+    const r = await ask('fo/503', ['p500']);
+    const e = expectErrorShape(assert, r, 502);
+    assert.equal(e.metadata.provider_name, 'Failing 500');
+    assert.match(JSON.stringify(e.metadata.raw), /overloaded/);
   });
 
   it("the last upstream's 429 is passed on with Retry-After", async () => {
