@@ -57,7 +57,10 @@ static int h_req_add_header(llmux_outreq *r, const char *name, const char *value
     size_t n = strlen(name) + strlen(value) + 3;
     char stackbuf[512], *line = n <= sizeof stackbuf ? stackbuf : malloc(n);
     if (!line) { r->failed = 1; return LLMUX_ENOMEM; }
-    snprintf(line, n, "%s: %s", name, value);
+    size_t nl = strlen(name), vl = strlen(value);
+    memcpy(line, name, nl);
+    memcpy(line + nl, ": ", 2);
+    memcpy(line + nl + 2, value, vl + 1);
     struct curl_slist *s = curl_slist_append(r->headers, line);
     if (line != stackbuf) free(line);
     if (!s) { r->failed = 1; return LLMUX_ENOMEM; }

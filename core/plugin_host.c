@@ -61,7 +61,10 @@ static int write_copy(const char *path, const llmux_buf *b, char *err, size_t er
     struct stat st;
     if (stat(path, &st) == 0 && (size_t)st.st_size == b->len) return 0; /* same content already cached */
     char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
+        snprintf(err, errlen, "plugin cache path too long");
+        return -1;
+    }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) { snprintf(err, errlen, "cannot write %s: %s", tmp, strerror(errno)); return -1; }
     size_t off = 0;
