@@ -17,9 +17,10 @@ import {
 const FIRST_BYTE_MS = 500;
 
 describe('failover', { skip: skipNoBinary, timeout: 60000 }, () => {
-  let bad, good, gw, url, deadPort;
+  let bad, good, gone, gw, url, deadPort;
   before(async () => {
     bad = await startOpenAIMock();
+    gone = await startOpenAIMock({ reply: 'from the soon-gone upstream' });
     good = await startOpenAIMock({ reply: 'answer from the good upstream' });
     deadPort = await freePort();
     const p = (name) => openaiProvider(bad, { name });
@@ -31,6 +32,7 @@ describe('failover', { skip: skipNoBinary, timeout: 60000 }, () => {
           phang: p('Hanging'),
           pdead: deadProvider(deadPort, { name: 'Refusing' }),
           good: openaiProvider(good, { name: 'Good Upstream' }),
+          gone: openaiProvider(gone, { name: 'Soon Gone' }),
         },
         models: [
           model('fo/500', [endpoint('p500', 'a@fail-500'), endpoint('good', 'g-a')]),
@@ -44,6 +46,7 @@ describe('failover', { skip: skipNoBinary, timeout: 60000 }, () => {
           model('fo/nofb', [endpoint('p500', 'i@fail-500'), endpoint('good', 'g-i')]),
           model('fo/broken', [endpoint('p500', 'j@fail-500')]),
           model('fo/503', [endpoint('p500', 'k@fail-503')]),
+          model('fo/gone', [endpoint('gone', 'gone-1'), endpoint('good', 'g-gone')]),
           model('fo/backup', [endpoint('good', 'g-j')]),
         ],
         timeouts: { connect_ms: 1000, first_byte_ms: FIRST_BYTE_MS },
@@ -51,7 +54,7 @@ describe('failover', { skip: skipNoBinary, timeout: 60000 }, () => {
     });
     url = `${gw.url}/api/v1/chat/completions`;
   });
-  after(() => shutdown(gw, bad, good));
+  after(() => shutdown(gw, bad, good, gone));
 
   const ask = (modelId, order, extra = {}) =>
     postJSON(url, { model: modelId, messages: [{ role: 'user', content: 'hello' }], provider: { order }, ...extra });
@@ -93,6 +96,17 @@ describe('failover', { skip: skipNoBinary, timeout: 60000 }, () => {
     const r = await ask('fo/dead', ['pdead', 'good']);
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.provider, 'Good Upstream');
+  });
+
+  it('an upstream that went away after serving (stale pooled connection, then refused) fails over', async () => {
+    const first = await ask('fo/gone', ['gone', 'good']);
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json.provider, 'Soon Gone');
+    await gone.setBehavior('refuse'); // closes its kept-alive sockets and stops listening
+    const r = await ask('fo/gone', ['gone', 'good']);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.provider, 'Good Upstream');
+    assert.equal(r.json.choices[0].message.content, 'answer from the good upstream');
   });
 
   it(`a hanging first endpoint is abandoned after first_byte_ms (${FIRST_BYTE_MS})`, async () => {
