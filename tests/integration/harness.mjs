@@ -42,6 +42,9 @@ export function freePort() {
   });
 }
 
+// AddressSanitizer / LeakSanitizer / UBSan reports (LLMUX_SANITIZE builds).
+const SANITIZER_RE = /ERROR: (Address|Leak)Sanitizer|runtime error: /;
+
 const live = new Set();
 process.on('exit', () => {
   for (const p of live) {
@@ -134,6 +137,10 @@ export async function startLlmux(opts = {}) {
           await exited;
           throw new Error(`llmux did not exit within ${timeoutMs} ms of ${signal}\n--- llmux output ---\n${logs()}`);
         }
+        const out = logs();
+        if (SANITIZER_RE.test(out)) throw new Error(`llmux reported a sanitizer error\n--- llmux output ---\n${out}`);
+        if (signal === 'SIGTERM' && res.code !== 0)
+          throw new Error(`llmux exited with ${res.code ?? res.signal} after SIGTERM\n--- llmux output ---\n${out}`);
         return res;
       },
     };
