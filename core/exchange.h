@@ -36,7 +36,7 @@ typedef struct {
 typedef struct {
     int started;       /* message_start went out */
     int open;          /* a content block is open */
-    int kind;          /* its kind (messages_in.c) */
+    int kind;          /* its kind (out_anthropic.c) */
     int next_index;    /* index of the next block */
     int tool_block[64];
 } llmux_anthropic_out;
@@ -113,7 +113,7 @@ typedef struct llmux_exchange {
     uint64_t start_ns, first_token_ns;
     int tool_seen[64];
     const char *key_label;
-    llmux_anthropic_out anth; /* Anthropic writer state (messages_in.c) */
+    llmux_anthropic_out anth; /* Anthropic writer state (out_anthropic.c) */
 } llmux_exchange;
 
 /* Route handlers (chat.c): */

@@ -184,7 +184,7 @@ void llmux_anthropic_message_json(llmux_exchange *ex, llmux_buf *b)
     }
     llmux_buf_append_str(b, "],\"stop_reason\":");
     llmux_buf_append_jstr(b, stop_reason(ex));
-    llmux_buf_append_str(b, ",\"stop_sequence\":null,\"usage\":{");
+    llmux_buf_append_str(b, ",\"stop_sequence\":null,\"stop_details\":null,\"usage\":{");
     usage_fields(b, ex, 1);
     llmux_buf_append_str(b, "}}");
 }
@@ -211,7 +211,7 @@ static void ensure_started(llmux_exchange *ex)
     message_id(b, ex);
     llmux_buf_append_str(b, ",\"type\":\"message\",\"role\":\"assistant\",\"model\":");
     llmux_buf_append_jstr(b, model_of(ex));
-    llmux_buf_append_str(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{");
+    llmux_buf_append_str(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"stop_details\":null,\"usage\":{");
     usage_fields(b, ex, 0);
     llmux_buf_append_str(b, ",\"output_tokens\":0}}}\n\n");
 }
@@ -360,7 +360,7 @@ static void o_complete(llmux_exchange *ex)
         event_open(b, "message_delta");
         llmux_buf_append_str(b, ",\"delta\":{\"stop_reason\":");
         llmux_buf_append_jstr(b, stop_reason(ex));
-        llmux_buf_append_str(b, ",\"stop_sequence\":null},\"usage\":{");
+        llmux_buf_append_str(b, ",\"stop_sequence\":null,\"stop_details\":null},\"usage\":{");
         usage_fields(b, ex, 1);
         llmux_buf_append_str(b, "}}\n\n");
         event_open(b, "message_stop");

@@ -353,7 +353,7 @@ static void test_message_json(void **state)
                    "{'type':'text','text':'It is \\'sunny\\'.'},"
                    "{'type':'tool_use','id':'call_1','name':'get_weather','input':{'city': 'Paris'}},"
                    "{'type':'tool_use','id':'call_2','name':'broken','input':{}}],"
-                   "'stop_reason':'tool_use','stop_sequence':null,'usage':{'input_tokens':60,"
+                   "'stop_reason':'tool_use','stop_sequence':null,'stop_details':null,'usage':{'input_tokens':60,"
                    "'cache_creation_input_tokens':10,'cache_read_input_tokens':30,'output_tokens':20}}");
     assert_string_equal(b.data, want);
     free(want);
