@@ -5,8 +5,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAIMock } from '../mocks/openai.mjs';
+import { startAnthropicMock } from '../mocks/anthropic.mjs';
 import {
-  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint, sseIterate,
+  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, anthropicProvider, model, endpoint, sseIterate,
 } from './harness.mjs';
 
 const ANTHROPIC_HEADERS = { 'x-api-key': 'sk-any', 'anthropic-version': '2023-06-01' };
@@ -400,5 +401,77 @@ describe('POST /v1/messages (Anthropic Messages in)', { skip: skipNoBinary, time
     assert.deepEqual(parts[1], { type: 'image_url', image_url: { url: 'https://example.test/cat.jpg' } });
     assert.deepEqual(parts[2], { type: 'file', file: { filename: 'document.pdf', file_data: 'data:application/pdf;base64,JVBERi0=' } });
     assert.deepEqual(parts[3], { type: 'text', text: 'describe these' });
+  });
+});
+
+describe('POST /v1/messages through the anthropic plugin (thinking round trip)', { skip: skipNoBinary, timeout: 60000 }, () => {
+  let ant, gw, url;
+  before(async () => {
+    ant = await startAnthropicMock({ cachedTokens: 3 });
+    gw = await startLlmux({
+      config: buildConfig({
+        providers: { ant: anthropicProvider(ant, { name: 'Anthropic Mock' }) },
+        models: [model('anthropic/claude-test', [endpoint('ant', 'claude-sonnet-4-5')])],
+      }),
+    });
+    url = `${gw.url}/v1/messages`;
+  });
+  after(() => shutdown(gw, ant));
+
+  const base = {
+    model: 'anthropic/claude-test',
+    max_tokens: 4096,
+    thinking: { type: 'enabled', budget_tokens: 2048 },
+    tools: [WEATHER_TOOL],
+  };
+
+  it('thinking with signature, tool_use and cache usage survive both directions, stream and not', async () => {
+    const messages = [{ role: 'user', content: 'use the tool for the weather in Paris' }];
+    const r = await post(url, { ...base, messages });
+    assert.equal(r.status, 200, r.text);
+    const sent = ant.requests.at(-1).body;
+    assert.deepEqual(sent.thinking, { type: 'enabled', budget_tokens: 2048 });
+    assert.equal(sent.tools[0].name, 'get_weather');
+    assert.deepEqual(sent.tools[0].input_schema, WEATHER_TOOL.input_schema);
+    const m = r.json;
+    assert.deepEqual(m.content.map((b) => b.type), ['thinking', 'tool_use']);
+    assert.match(m.content[0].thinking, /^Thinking about: /);
+    assert.match(m.content[0].signature, /^sig_/);
+    assert.equal(m.content[1].name, 'get_weather');
+    assert.equal(m.stop_reason, 'tool_use');
+    assert.equal(m.usage.cache_read_input_tokens, 3);
+
+    const s = await stream(url, { ...base, messages });
+    assert.equal(s.status, 200);
+    const sm = checkSequence(s.events);
+    assert.deepEqual(sm.content.map((b) => b.type), ['thinking', 'tool_use']);
+    assert.equal(sm.content[0].thinking, m.content[0].thinking);
+    assert.equal(sm.content[0].signature, m.content[0].signature);
+    assert.deepEqual(sm.content[1].input, m.content[1].input);
+    assert.equal(sm.usage.cache_read_input_tokens, 3);
+    assert.equal(sm.usage.input_tokens, m.usage.input_tokens);
+    assert.equal(sm.usage.output_tokens, m.usage.output_tokens);
+    const deltas = s.events.filter((e) => e.event === 'content_block_delta').map((e) => e.data.delta.type);
+    assert.ok(deltas.includes('thinking_delta') && deltas.includes('signature_delta') && deltas.includes('input_json_delta'));
+
+    // Next turn: the thinking block is replayed upstream with its signature.
+    const turn2 = [
+      ...messages,
+      { role: 'assistant', content: m.content },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: m.content[1].id, content: 'sunny' }, { type: 'text', text: 'and now?' }] },
+    ];
+    const r2 = await post(url, { ...base, messages: turn2 });
+    assert.equal(r2.status, 200, r2.text);
+    const sent2 = ant.requests.at(-1).body;
+    const asst = sent2.messages.find((x) => x.role === 'assistant');
+    assert.deepEqual(asst.content[0], { type: 'thinking', thinking: m.content[0].thinking, signature: m.content[0].signature });
+    assert.equal(asst.content.at(-1).type, 'tool_use');
+    assert.equal(asst.content.at(-1).id, m.content[1].id);
+    const lastUser = sent2.messages.at(-1);
+    assert.equal(lastUser.role, 'user');
+    assert.equal(lastUser.content[0].type, 'tool_result');
+    assert.equal(lastUser.content[0].tool_use_id, m.content[1].id);
+    assert.deepEqual(r2.json.content.map((b) => b.type), ['thinking', 'text']);
+    assert.equal(r2.json.content[1].text, 'and now?');
   });
 });
