@@ -7,6 +7,7 @@
 #include "log.h"
 #include "messages_in.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const k_variants[] = {"free", "nitro", "floor", "thinking", "extended", "online", "beta", NULL};
@@ -244,10 +245,40 @@ void llmux_handle_chat(llmux_conn *c, const llmux_http_request *r, int api)
     rr.max_tokens = ex->req.max_tokens;
     rr.headers = r->headers;
     rr.n_headers = r->n_headers;
-    ex->nplan = llmux_router_plan(w->router, &rr, ex->cands, ex->ncands, ex->plan, LLMUX_MAX_CANDIDATES);
+    rr.key_label = ex->key_label;
+    rr.prefix_hash = llmux_router_prefix_hash(&ex->doc);
+    /* :thinking turns reasoning on (the body gets it unless it has its own) */
+    int add_reasoning = rr.variant && !strcmp(rr.variant, "thinking") && !rr.has_reasoning;
+    if (add_reasoning) rr.has_reasoning = 1;
+    llmux_route_result rres;
+    ex->nplan = llmux_router_plan_ex(w->router, &rr, ex->cands, ex->ncands, ex->plan, LLMUX_MAX_CANDIDATES, &rres);
     if (ex->nplan <= 0) {
-        llmux_exchange_fail_early(ex, 503, "no available provider meets the routing requirements", NULL);
+        llmux_exchange_fail_early(ex, rres.status ? rres.status : 503,
+                                  rres.message[0] ? rres.message : "no available provider meets the routing requirements", NULL);
+        llmux_route_result_free(&rres);
         return;
     }
+    if (rres.params_json || add_reasoning) { /* route() params / :thinking: rewrite the canonical body */
+        llmux_buf set = {0};
+        if (rres.params_json) llmux_buf_append_str(&set, rres.params_json);
+        if (add_reasoning && !(rres.params_json && strstr(rres.params_json, "\"reasoning\":")))
+            llmux_buf_printf(&set, "%s\"reasoning\":{\"enabled\":true}", set.len ? "," : "");
+        size_t nl = 0;
+        char *nb = set.data ? llmux_router_rewrite_body(&ex->doc, set.data, &nl) : NULL;
+        llmux_json nd = {0};
+        if (nb && llmux_json_parse(nb, nl, &lim, &nd, NULL, NULL) == 0) {
+            llmux_json_release(&ex->doc);
+            free(ex->body);
+            ex->body = nb;
+            ex->body_len = nl;
+            ex->doc = nd;
+            ex->req.body = ex->doc;
+        } else {
+            free(nb);
+            LOG_WARN("%s: could not apply the routing parameter overrides; sending the body unchanged", ex->gen_id);
+        }
+        llmux_buf_free(&set);
+    }
+    llmux_route_result_free(&rres);
     llmux_exchange_run(ex);
 }

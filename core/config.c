@@ -35,7 +35,7 @@ typedef struct {
 
 static const char *const top_level_fields[] = {
     "listen", "workers", "plugin_dir", "plugin_cache_dir", "routing_script", "admin_key",
-    "watch", "log", "limits", "timeouts", "providers", "models", NULL,
+    "watch", "log", "limits", "timeouts", "routing", "providers", "models", NULL,
 };
 
 static int in_list(const char *const *list, const char *s)
@@ -421,6 +421,24 @@ static int read_timeouts(loader *d, llmux_config *c)
     return 0;
 }
 
+static int read_routing(loader *d, llmux_config *c)
+{
+    static const char *const keys[] = {"failure_threshold", "open_seconds", "failure_window_s",
+                                       "ewma_alpha", NULL};
+    int t = lua_gettop(d->L);
+    int64_t th = c->routing.failure_threshold;
+    if (check_keys(d, t, "routing", keys) < 0 ||
+        opt_int(d, t, "failure_threshold", "routing", &th, 1, 1000000) < 0 ||
+        opt_number(d, t, "open_seconds", "routing", &c->routing.open_seconds, 0) < 0 ||
+        opt_number(d, t, "failure_window_s", "routing", &c->routing.failure_window_s, 0) < 0 ||
+        opt_number(d, t, "ewma_alpha", "routing", &c->routing.ewma_alpha, 0) < 0)
+        return -1;
+    c->routing.failure_threshold = (int)th;
+    if (!(c->routing.ewma_alpha > 0 && c->routing.ewma_alpha <= 1))
+        return fail(d, "routing.ewma_alpha", "must be in (0, 1]");
+    return 0;
+}
+
 static int str_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -769,6 +787,7 @@ static int read_globals(loader *d, llmux_config *c)
         const char *name;
         int (*read)(loader *, llmux_config *);
     } tables[] = {{"log", read_log}, {"limits", read_limits}, {"timeouts", read_timeouts},
+                  {"routing", read_routing},
                   {"providers", read_providers}, {"models", read_models}};
     for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
         set_line(d, tables[i].name);
@@ -913,6 +932,8 @@ static llmux_config *config_defaults(void)
         .connect_ms = 5000,  .first_byte_ms = 60000, .between_chunks_ms = 60000,
         .total_ms = 0,       .shutdown_ms = 10000,   .keepalive_comment_ms = 2000,
     };
+    c->routing = (llmux_routing_cfg){.failure_threshold = 5, .open_seconds = 30,
+                                     .failure_window_s = 30, .ewma_alpha = 0.2};
     if (!c->listen_host || !c->plugin_dir || !c->plugin_cache_dir || !c->log_level ||
         !c->access_log) {
         config_free(c);

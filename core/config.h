@@ -79,6 +79,14 @@ typedef struct {
     uint32_t keepalive_comment_ms; /* ": OPENROUTER PROCESSING" interval, 2000 */
 } llmux_timeouts;
 
+/* Endpoint health policy (core/stats.c) used by routing. */
+typedef struct {
+    int failure_threshold;   /* consecutive failures that open the circuit, 5 */
+    double open_seconds;     /* open circuit cool-down before one half-open probe, 30 */
+    double failure_window_s; /* a failure this recent deprioritises the endpoint, 30 */
+    double ewma_alpha;       /* weight of the newest sample in the EWMAs, 0.2 */
+} llmux_routing_cfg;
+
 typedef struct llmux_config {
     atomic_int refs;
     unsigned generation;
@@ -95,6 +103,7 @@ typedef struct llmux_config {
     int watch;               /* reload when plugin_dir, the script or the config change */
     llmux_limits limits;
     llmux_timeouts timeouts;
+    llmux_routing_cfg routing;
     llmux_provider_cfg *providers; size_t n_providers;
     llmux_model_cfg *models; size_t n_models;
     size_t n_endpoints;       /* total, endpoints indexed 0..n-1 */

@@ -399,8 +399,20 @@ static void next_attempt(llmux_exchange *ex)
     attempt_start(ex);
 }
 
+/* Tells the routing script's on_result() hook how the exchange ended. */
+static void report_route_result(llmux_exchange *ex, int ok)
+{
+    if (!ex->ep || ex->nplan <= 0 || !ex->w->router) return;
+    int at = ex->attempt < ex->nplan ? ex->attempt : ex->nplan - 1;
+    llmux_route_request rq = {.body = &ex->doc, .model = ex->cands[0].ep->model->id,
+                              .variant = ex->variant[0] ? ex->variant : NULL, .stream = ex->stream,
+                              .key_label = ex->key_label, .prefix_hash = llmux_router_prefix_hash(&ex->doc)};
+    llmux_router_on_result(ex->w->router, &rq, ex->cands, ex->ncands, ex->plan[at].candidate, ok);
+}
+
 static void give_up(llmux_exchange *ex)
 {
+    report_route_result(ex, 0);
     int status = ex->err_status ? ex->err_status : 502;
     llmux_buf meta = {0};
     llmux_buf_append_str(&meta, "{\"provider_name\":");
@@ -451,6 +463,7 @@ static void attempt_end(llmux_exchange *ex, int transport_failed, const char *tr
             ex->res.usage = (llmux_usage){p, c, 0, 0, 0};
             ex->res.has_usage = 1;
         }
+        report_route_result(ex, 1);
         ex->out->complete(ex);
         exchange_finish(ex);
         return;

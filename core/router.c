@@ -10,6 +10,7 @@
 #include "buf.h"
 #include "json.h"
 #include "lua_sandbox.h"
+#include "stats.h"
 #include <ctype.h>
 #include <lauxlib.h>
 #include <stdarg.h>
@@ -22,7 +23,9 @@
 struct llmux_router {
     llmux_lua_sandbox *sb;
     int route_ref;            /* registry ref of route(), LUA_NOREF without script */
+    int on_result_ref;        /* registry ref of on_result(), LUA_NOREF if none */
     unsigned long fallbacks;
+    unsigned long hook_errors; /* on_result() failures */
     unsigned long plans;
     /* per-endpoint cache, valid for the bound config */
     llmux_config *cfg;
@@ -39,9 +42,11 @@ struct llmux_router {
     int picked_cap;
     int cache_stale;          /* replace the cache table on the next plan */
     llmux_buf scratch;        /* JSON string unescaping */
+    llmux_buf params;         /* plan.params serialised */
 };
 
 static void (*router_logger)(int level, const char *msg);
+static void bump_stamp(llmux_router *r);
 
 void llmux_router_set_logger(void (*fn)(int level, const char *msg))
 {
@@ -93,6 +98,9 @@ typedef struct {
     int nout;
     const char *reject; /* why the result was rejected (static string) */
     char reject_buf[128];
+    llmux_route_result *res; /* may be NULL */
+    int refused;             /* route() returned a refusal (status in res) */
+    int cand, ok;            /* on_result() arguments */
 } plan_ctx;
 
 static void push_json_string(lua_State *L, llmux_router *r, const llmux_json *doc, int i)
@@ -193,6 +201,17 @@ static void set_str(lua_State *L, const char *k, const char *v)
     lua_setfield(L, -2, k);
 }
 
+/* Credentials never reach the script. */
+static int is_secret_header(const char *name)
+{
+    static const char *const secret[] = {"authorization", "proxy-authorization", "cookie",
+                                         "x-api-key", "api-key", "x-goog-api-key", NULL};
+    for (int i = 0; secret[i]; i++)
+        if (!strcmp(name, secret[i]))
+            return 1;
+    return 0;
+}
+
 static void push_request(lua_State *L, llmux_router *r, const llmux_route_request *q)
 {
     lua_createtable(L, 0, 16);
@@ -206,6 +225,8 @@ static void push_request(lua_State *L, llmux_router *r, const llmux_route_reques
     set_int(L, "estimated_prompt_tokens", q->estimated_prompt_tokens);
     set_int(L, "max_tokens", q->max_tokens);
     set_str(L, "key_label", q->key_label);
+    if (q->prefix_hash)
+        set_int(L, "prefix_hash", (lua_Integer)q->prefix_hash);
 
     lua_createtable(L, 0, (int)q->n_headers);
     for (size_t i = 0; i < q->n_headers; i++) {
@@ -216,6 +237,9 @@ static void push_request(lua_State *L, llmux_router *r, const llmux_route_reques
             continue;
         for (size_t j = 0; j < n; j++)
             name[j] = (char)tolower((unsigned char)k[j]);
+        name[n] = '\0';
+        if (is_secret_header(name))
+            continue;
         lua_pushlstring(L, name, n);
         lua_pushstring(L, q->headers[i].value);
         lua_rawset(L, -3);
@@ -270,7 +294,7 @@ static void push_set(lua_State *L, char *const *v, size_t n)
 /* The static fields of a candidate: everything but index and stats. */
 static void push_candidate_static(lua_State *L, const llmux_endpoint_cfg *ep)
 {
-    lua_createtable(L, 0, 18);
+    lua_createtable(L, 0, 20);
     set_str(L, "model", ep->model ? ep->model->id : NULL);
     set_str(L, "provider", ep->provider ? ep->provider->id : NULL);
     set_str(L, "provider_name", ep->provider ? ep->provider->name : NULL);
@@ -293,6 +317,14 @@ static void push_candidate_static(lua_State *L, const llmux_endpoint_cfg *ep)
     int deny = ep->provider && ep->provider->data_collection_deny;
     set_str(L, "data_collection", deny ? "deny" : "allow");
     set_bool(L, "zdr", ep->provider && ep->provider->zdr);
+    if (ep->model)
+        push_set(L, ep->model->input_modalities, ep->model->n_input_modalities);
+    else
+        lua_createtable(L, 0, 0);
+    lua_setfield(L, -2, "input_modalities");
+    /* a stable identity for script-side caches: "model|provider" */
+    lua_pushfstring(L, "%s|%s", ep->model ? ep->model->id : "", ep->provider ? ep->provider->id : "");
+    lua_setfield(L, -2, "id");
 }
 
 static const char *const circuit_names[] = {"closed", "open", "half_open"};
@@ -321,6 +353,8 @@ static void fill_stats(lua_State *L, const llmux_endpoint_stats *s)
     set_int(L, "inflight", s->inflight);
     set_str(L, "circuit", circuit_name(s->circuit));
     set_num(L, "parked_for_s", s->parked_for_s);
+    set_bool(L, "recent_failure", s->recent_failure);
+    set_int(L, "consecutive_failures", s->consecutive_failures);
 }
 
 /* Stats change between calls far less often than route() runs: rewrite only
@@ -344,6 +378,10 @@ static void update_stats(lua_State *L, const llmux_endpoint_stats *old,
         set_str(L, "circuit", circuit_name(s->circuit));
     if (s->parked_for_s != old->parked_for_s)
         set_num(L, "parked_for_s", s->parked_for_s);
+    if (s->recent_failure != old->recent_failure)
+        set_bool(L, "recent_failure", s->recent_failure);
+    if (s->consecutive_failures != old->consecutive_failures)
+        set_int(L, "consecutive_failures", s->consecutive_failures);
 }
 
 /* Pushes the candidate table for cands[i] (1-based index i + 1). */
@@ -356,7 +394,7 @@ static void push_candidate(lua_State *L, plan_ctx *x, int cache, int i)
                     r->cfg->endpoint_by_index[ep->index] == ep && r->seen[ep->index] != r->stamp;
     if (!cacheable) {
         push_candidate_static(L, ep);
-        lua_createtable(L, 0, 8);
+        lua_createtable(L, 0, 10);
         fill_stats(L, &c->stats);
         lua_setfield(L, -2, "stats");
         set_int(L, "index", i + 1);
@@ -375,7 +413,7 @@ static void push_candidate(lua_State *L, plan_ctx *x, int cache, int i)
     } else {
         sl->ep = NULL; /* until fully built: an error may interrupt us */
         push_candidate_static(L, ep);
-        lua_createtable(L, 0, 8);
+        lua_createtable(L, 0, 10);
         fill_stats(L, &c->stats);
         lua_pushvalue(L, -1);
         lua_rawseti(L, cache, key + 1);
@@ -419,8 +457,140 @@ static int read_index(lua_State *L, plan_ctx *x, int idx, int pos, int *out)
     return 0;
 }
 
+/* Lua value at idx -> JSON (plan.params). Raises on a value JSON cannot
+ * express; the caller turns that into a rejected plan. */
+static void to_json(lua_State *L, llmux_buf *b, int idx, int depth)
+{
+    idx = lua_absindex(L, idx);
+    int err = 0;
+    switch (lua_type(L, idx)) {
+    case LUA_TBOOLEAN:
+        err = llmux_buf_append_str(b, lua_toboolean(L, idx) ? "true" : "false");
+        break;
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx)) {
+            err = llmux_buf_printf(b, "%lld", (long long)lua_tointeger(L, idx));
+        } else {
+            double d = lua_tonumber(L, idx);
+            if (d != d || d - d != 0)
+                luaL_error(L, "params: a number is not finite");
+            err = llmux_buf_append_double(b, d);
+        }
+        break;
+    case LUA_TSTRING: {
+        size_t n;
+        const char *str = lua_tolstring(L, idx, &n);
+        err = llmux_buf_append_char(b, '"') | llmux_buf_append_escaped(b, str, n) |
+              llmux_buf_append_char(b, '"');
+        break;
+    }
+    case LUA_TTABLE: {
+        if (depth >= JSON_LUA_MAX_DEPTH)
+            luaL_error(L, "params: nested too deeply");
+        luaL_checkstack(L, 4, "params");
+        lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+        if (n > 0) {
+            err = llmux_buf_append_char(b, '[');
+            for (lua_Integer k = 1; k <= n; k++) {
+                if (k > 1)
+                    err |= llmux_buf_append_char(b, ',');
+                lua_rawgeti(L, idx, k);
+                to_json(L, b, -1, depth + 1);
+                lua_pop(L, 1);
+            }
+            err |= llmux_buf_append_char(b, ']');
+            break;
+        }
+        err = llmux_buf_append_char(b, '{');
+        int first = 1;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            if (lua_type(L, -2) != LUA_TSTRING)
+                luaL_error(L, "params: object keys must be strings");
+            if (!first)
+                err |= llmux_buf_append_char(b, ',');
+            first = 0;
+            size_t kn;
+            const char *k = lua_tolstring(L, -2, &kn);
+            err |= llmux_buf_append_char(b, '"') | llmux_buf_append_escaped(b, k, kn) |
+                   llmux_buf_append_str(b, "\":");
+            to_json(L, b, -1, depth + 1);
+            lua_pop(L, 1);
+        }
+        err |= llmux_buf_append_char(b, '}');
+        break;
+    }
+    default:
+        luaL_error(L, "params: a %s cannot be sent as JSON", luaL_typename(L, idx));
+    }
+    if (err)
+        luaL_error(L, "out of memory");
+}
+
+/* plan.params = { name = value, ... }: top-level body members to set. */
+static int read_params(lua_State *L, plan_ctx *x, int res)
+{
+    int ty = lua_getfield(L, res, "params");
+    if (ty == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    if (ty != LUA_TTABLE)
+        return reject(x, "params must be a table (plan of %d attempts)", x->nout);
+    llmux_buf *b = &x->r->params;
+    llmux_buf_reset(b);
+    int t = lua_gettop(L), first = 1;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return reject(x, "params keys must be strings (plan of %d attempts)", x->nout);
+        size_t kn;
+        const char *k = lua_tolstring(L, -2, &kn);
+        if ((kn == 5 && !memcmp(k, "model", 5)) || (kn == 6 && !memcmp(k, "models", 6)) ||
+            (kn == 8 && !memcmp(k, "messages", 8)) || (kn == 6 && !memcmp(k, "stream", 6)) ||
+            (kn == 6 && !memcmp(k, "prompt", 6)))
+            return reject(x, "params may not set model, models, messages, prompt or stream (%d)",
+                          x->nout);
+        if (!first && llmux_buf_append_char(b, ','))
+            luaL_error(L, "out of memory");
+        first = 0;
+        if (llmux_buf_append_char(b, '"') || llmux_buf_append_escaped(b, k, kn) ||
+            llmux_buf_append_str(b, "\":"))
+            luaL_error(L, "out of memory");
+        to_json(L, b, -1, 1);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+/* route() returned nil or an empty plan with a message (and a status). */
+static int read_refusal(lua_State *L, plan_ctx *x, int res)
+{
+    if (lua_type(L, res + 1) != LUA_TSTRING)
+        return 0;
+    if (lua_type(L, res) == LUA_TTABLE && lua_rawlen(L, res) > 0)
+        return 0; /* a plan: the message is ignored */
+    if (lua_type(L, res) != LUA_TTABLE && lua_type(L, res) != LUA_TNIL)
+        return 0;
+    int isint = 0;
+    lua_Integer st = lua_tointegerx(L, res + 2, &isint);
+    if (!isint || st < 400 || st > 599)
+        st = 503;
+    x->refused = 1;
+    if (x->res) {
+        x->res->status = (int)st;
+        snprintf(x->res->message, sizeof x->res->message, "%s", lua_tostring(L, res + 1));
+    }
+    return 1;
+}
+
 static int read_result(lua_State *L, plan_ctx *x, int res)
 {
+    if (read_refusal(L, x, res)) {
+        x->nout = 0;
+        return 0;
+    }
     if (lua_type(L, res) != LUA_TTABLE) {
         snprintf(x->reject_buf, sizeof x->reject_buf, "route() returned %s, not a table",
                  luaL_typename(L, res));
@@ -459,6 +629,8 @@ static int read_result(lua_State *L, plan_ctx *x, int res)
         if (x->nout < x->max_out)
             x->out[x->nout++] = (llmux_attempt){cand, timeout};
     }
+    if (x->res && read_params(L, x, res) < 0)
+        return -1;
     return 0;
 }
 
@@ -479,11 +651,7 @@ static int plan_protected(lua_State *L)
     int cache = lua_gettop(L);
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->cands_ref);
     int arr = lua_gettop(L);
-    if (++r->stamp == 0) { /* wrapped: old stamps could collide */
-        if (r->cfg)
-            memset(r->seen, 0, r->cfg->n_endpoints * sizeof *r->seen);
-        r->stamp = 1;
-    }
+    bump_stamp(r); /* a wrapped stamp clears the old ones: they could collide */
     for (int i = 0; i < x->ncands; i++) {
         push_candidate(L, x, cache, i);
         lua_rawseti(L, arr, i + 1);
@@ -494,8 +662,8 @@ static int plan_protected(lua_State *L)
         lua_rawseti(L, arr, k);
     }
     lua_remove(L, cache);
-    lua_call(L, 2, 1);
-    int res = lua_gettop(L);
+    lua_call(L, 2, 3);
+    int res = lua_gettop(L) - 2;
     if (read_result(L, x, res) < 0)
         lua_pushboolean(L, 0);
     else
@@ -506,6 +674,23 @@ static int plan_protected(lua_State *L)
 int llmux_router_plan(llmux_router *r, const llmux_route_request *req,
                       const llmux_candidate *cands, int ncands, llmux_attempt *out, int max_out)
 {
+    return llmux_router_plan_ex(r, req, cands, ncands, out, max_out, NULL);
+}
+
+void llmux_route_result_free(llmux_route_result *res)
+{
+    if (!res)
+        return;
+    free(res->params_json);
+    res->params_json = NULL;
+}
+
+int llmux_router_plan_ex(llmux_router *r, const llmux_route_request *req,
+                         const llmux_candidate *cands, int ncands, llmux_attempt *out, int max_out,
+                         llmux_route_result *res)
+{
+    if (res)
+        memset(res, 0, sizeof *res);
     if (!r || r->route_ref == LUA_NOREF || ncands <= 0 || max_out <= 0)
         return llmux_router_default_plan(cands, ncands, out, max_out);
     if (ncands > r->picked_cap) {
@@ -519,7 +704,7 @@ int llmux_router_plan(llmux_router *r, const llmux_route_request *req,
     }
     r->plans++;
     plan_ctx x = {.r = r, .req = req, .cands = cands, .ncands = ncands, .out = out,
-                  .max_out = max_out};
+                  .max_out = max_out, .res = res};
     lua_State *L = r->sb->L;
     int top = lua_gettop(L);
     lua_pushcfunction(L, plan_protected);
@@ -536,10 +721,174 @@ int llmux_router_plan(llmux_router *r, const llmux_route_request *req,
                        why ? why : "error object is not a string", r->fallbacks);
     }
     lua_settop(L, top);
-    if (!ok)
+    if (!ok) {
+        if (res)
+            memset(res, 0, sizeof *res);
+        llmux_buf_reset(&r->params);
         return llmux_router_default_plan(cands, ncands, out, max_out);
+    }
+    if (res && !x.refused && r->params.len) {
+        res->params_json = malloc(r->params.len + 1);
+        if (res->params_json) {
+            memcpy(res->params_json, r->params.data, r->params.len);
+            res->params_json[r->params.len] = '\0';
+        }
+    }
+    llmux_buf_reset(&r->params);
     return x.nout;
 }
+
+/* ---------------------------------------------------------------------- */
+/* on_result, seeding, prefix hash, body rewriting                        */
+/* ---------------------------------------------------------------------- */
+
+static void bump_stamp(llmux_router *r)
+{
+    if (++r->stamp == 0) {
+        if (r->cfg)
+            memset(r->seen, 0, r->cfg->n_endpoints * sizeof *r->seen);
+        r->stamp = 1;
+    }
+}
+
+static int on_result_protected(lua_State *L)
+{
+    plan_ctx *x = lua_touserdata(L, 1);
+    llmux_router *r = x->r;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->on_result_ref);
+    push_request(L, r, x->req);
+    if (r->cache_stale) {
+        lua_newtable(L);
+        lua_rawseti(L, LUA_REGISTRYINDEX, r->cache_ref);
+        r->cache_stale = 0;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->cache_ref);
+    int cache = lua_gettop(L);
+    bump_stamp(r);
+    push_candidate(L, x, cache, x->cand);
+    lua_remove(L, cache);
+    lua_pushboolean(L, x->ok);
+    lua_call(L, 3, 0);
+    return 0;
+}
+
+void llmux_router_on_result(llmux_router *r, const llmux_route_request *req,
+                            const llmux_candidate *cands, int ncands, int cand, int ok)
+{
+    if (!r || r->on_result_ref == LUA_NOREF || !req || cand < 0 || cand >= ncands)
+        return;
+    plan_ctx x = {.r = r, .req = req, .cands = cands, .ncands = ncands, .cand = cand, .ok = ok};
+    lua_State *L = r->sb->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, on_result_protected);
+    lua_pushlightuserdata(L, &x);
+    if (llmux_sandbox_pcall(r->sb, 1, 0) != LUA_OK) {
+        r->hook_errors++;
+        if (r->hook_errors <= 10 || r->hook_errors % 1000 == 0)
+            router_log(LLMUX_LOG_WARN, "on_result() failed (%s) [%lu errors]",
+                       lua_tostring(L, -1) ? lua_tostring(L, -1) : "error object is not a string",
+                       r->hook_errors);
+    }
+    lua_settop(L, top);
+}
+
+static int seed_protected(lua_State *L)
+{
+    const uint64_t *seed = lua_touserdata(L, 1);
+    lua_getglobal(L, "math");
+    lua_getfield(L, -1, "randomseed");
+    lua_pushinteger(L, (lua_Integer)*seed);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
+void llmux_router_seed(llmux_router *r, uint64_t seed)
+{
+    if (!r)
+        return;
+    lua_State *L = r->sb->L;
+    int top = lua_gettop(L);
+    lua_pushcfunction(L, seed_protected);
+    lua_pushlightuserdata(L, &seed);
+    llmux_sandbox_pcall(r->sb, 1, 0);
+    lua_settop(L, top);
+}
+
+uint64_t llmux_router_prefix_hash(const llmux_json *doc)
+{
+    if (!doc || !doc->tok || doc->ntok <= 0 || doc->tok[0].type != LLMUX_JSON_OBJECT)
+        return 0;
+    int v = llmux_json_get(doc, 0, "messages");
+    if (v < 0)
+        v = llmux_json_get(doc, 0, "prompt");
+    if (v < 0)
+        return 0;
+    const llmux_jtok *t = &doc->tok[v];
+    size_t n = (size_t)(t->end - t->start);
+    if (n > LLMUX_PREFIX_HASH_BYTES)
+        n = LLMUX_PREFIX_HASH_BYTES;
+    const unsigned char *p = (const unsigned char *)doc->text + t->start;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    h ^= h >> 29;
+    h &= 0x7fffffffffffffffull; /* a positive Lua integer, never 0 */
+    return h ? h : 1;
+}
+
+char *llmux_router_rewrite_body(const llmux_json *doc, const char *members_json, size_t *out_len)
+{
+    if (!doc || !doc->tok || doc->ntok <= 0 || doc->tok[0].type != LLMUX_JSON_OBJECT ||
+        !members_json)
+        return NULL;
+    llmux_buf obj = {0}, out = {0};
+    llmux_json add = {0};
+    char *ret = NULL;
+    if (llmux_buf_printf(&obj, "{%s}", members_json) ||
+        llmux_json_parse(obj.data, obj.len, NULL, &add, NULL, NULL) != 0 ||
+        add.tok[0].type != LLMUX_JSON_OBJECT)
+        goto done;
+    int err = llmux_buf_append_char(&out, '{');
+    int first = 1;
+    for (int e = 0, i = 1; e < doc->tok[0].size; e++) {
+        size_t kn;
+        const char *k = llmux_json_raw(doc, i, &kn);
+        int replaced = 0;
+        for (int a = 0, j = 1; a < add.tok[0].size && !replaced; a++) {
+            size_t an;
+            const char *ak = llmux_json_raw(&add, j, &an);
+            replaced = an == kn && !memcmp(ak, k, kn);
+            j = llmux_json_skip(&add, j + 1);
+        }
+        if (!replaced) {
+            if (!first)
+                err |= llmux_buf_append_char(&out, ',');
+            first = 0;
+            err |= llmux_json_append_raw(&out, doc, i);
+            err |= llmux_buf_append_char(&out, ':');
+            err |= llmux_json_append_raw(&out, doc, i + 1);
+        }
+        i = llmux_json_skip(doc, i + 1);
+    }
+    if (add.tok[0].size > 0) {
+        if (!first)
+            err |= llmux_buf_append_char(&out, ',');
+        err |= llmux_buf_append_str(&out, members_json);
+    }
+    err |= llmux_buf_append_char(&out, '}');
+    if (err)
+        goto done;
+    *out_len = out.len;
+    ret = llmux_buf_steal(&out);
+done:
+    llmux_json_release(&add);
+    llmux_buf_free(&obj);
+    llmux_buf_free(&out);
+    return ret;
+}
+
 
 /* ---------------------------------------------------------------------- */
 
@@ -577,6 +926,10 @@ int llmux_router_set_config(llmux_router *r, llmux_config *cfg)
     llmux_config_ref(cfg);
     r->cfg = cfg;
     r->stamp = 0;
+    /* the circuit/window thresholds come with the config (process-wide) */
+    llmux_stats_policy pol = {cfg->routing.failure_threshold, cfg->routing.open_seconds,
+                              cfg->routing.ewma_alpha, cfg->routing.failure_window_s};
+    llmux_stats_set_policy(&pol);
     return 0;
 }
 
@@ -591,6 +944,13 @@ static int make_tables(lua_State *L)
     if (lua_type(L, -1) != LUA_TFUNCTION)
         return luaL_error(L, "the script does not define a global function route(request, candidates)");
     r->route_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    int ty = lua_getglobal(L, "on_result");
+    if (ty == LUA_TFUNCTION)
+        r->on_result_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else if (ty != LUA_TNIL)
+        return luaL_error(L, "on_result must be a function (it is a %s)", lua_typename(L, ty));
+    else
+        lua_pop(L, 1);
     return 0;
 }
 
@@ -640,6 +1000,7 @@ llmux_router *llmux_router_new(const char *script_path, size_t mem_limit,
         return NULL;
     }
     r->route_ref = LUA_NOREF;
+    r->on_result_ref = LUA_NOREF;
     r->sb = llmux_sandbox_new(mem_limit, instruction_budget);
     if (!r->sb) {
         snprintf(err, errlen, "cannot create a Lua state within %zu bytes", mem_limit);
@@ -689,6 +1050,7 @@ void llmux_router_free(llmux_router *r)
     free(r->seen);
     free(r->picked);
     llmux_buf_free(&r->scratch);
+    llmux_buf_free(&r->params);
     llmux_sandbox_free(r->sb);
     free(r);
 }

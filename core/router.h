@@ -16,6 +16,8 @@ typedef struct {
     int inflight;
     int circuit;               /* 0 closed, 1 open, 2 half-open */
     double parked_for_s;       /* Retry-After: seconds still parked; 0 = not */
+    int recent_failure;        /* failed within routing.failure_window_s */
+    int consecutive_failures;
 } llmux_endpoint_stats;
 
 /* What route() sees about the request (built by the chat handler). */
@@ -29,6 +31,7 @@ typedef struct {
     int64_t max_tokens;
     const char *key_label;     /* may be NULL */
     const llmux_kv *headers; size_t n_headers; /* request headers (no secrets) */
+    uint64_t prefix_hash;      /* llmux_router_prefix_hash(body); 0 = none */
 } llmux_route_request;
 
 /* A candidate endpoint offered to the script: an endpoint of the primary
@@ -43,6 +46,14 @@ typedef struct {
     uint32_t timeout_ms;    /* 0 = configured default */
 } llmux_attempt;
 
+/* What a plan may carry besides its attempts (llmux_router_plan_ex). */
+typedef struct {
+    int status;           /* route() refused: 400..599 (0 = not refused) */
+    char message[256];    /* its message, for the client ("" = none) */
+    char *params_json;    /* plan.params as JSON object members without the
+                           * braces ("\"temperature\":0.2"); malloc'd, NULL = none */
+} llmux_route_result;
+
 typedef struct llmux_router llmux_router;
 
 /* Creates a sandboxed state and runs the script file (or, if script_path is
@@ -56,6 +67,30 @@ void llmux_router_free(llmux_router *r);
 int llmux_router_plan(llmux_router *r, const llmux_route_request *req,
                       const llmux_candidate *cands, int ncands,
                       llmux_attempt *out, int max_out);
+/* As llmux_router_plan, and also reports a refusal (route() returned
+ * nil/{} plus a message and status) and parameter overrides in *res (which
+ * the caller releases with llmux_route_result_free). */
+int llmux_router_plan_ex(llmux_router *r, const llmux_route_request *req,
+                         const llmux_candidate *cands, int ncands,
+                         llmux_attempt *out, int max_out, llmux_route_result *res);
+void llmux_route_result_free(llmux_route_result *res);
+/* Calls the script's optional on_result(request, candidate, ok) after an
+ * exchange ended: cand is the index (0-based) of the candidate that answered
+ * (ok) or failed last. Errors are logged and counted, never raised. */
+void llmux_router_on_result(llmux_router *r, const llmux_route_request *req,
+                            const llmux_candidate *cands, int ncands, int cand, int ok);
+/* Seeds the state's math.random (tests; workers are seeded at random). */
+void llmux_router_seed(llmux_router *r, uint64_t seed);
+/* A 64-bit hash of the first LLMUX_PREFIX_HASH_BYTES bytes of the body's
+ * `messages` (or `prompt`) JSON text, never 0; 0 if there is none. Requests
+ * of one conversation share it once their start is that long. */
+#define LLMUX_PREFIX_HASH_BYTES 2048
+uint64_t llmux_router_prefix_hash(const llmux_json *body);
+/* Builds a new body: `body` with each top-level member named in
+ * members_json (object members without braces) replaced or added.
+ * Returns a malloc'd NUL-terminated copy (length in *out_len) or NULL. */
+char *llmux_router_rewrite_body(const llmux_json *doc, const char *members_json,
+                                size_t *out_len);
 /* The default: every candidate in the order given. */
 int llmux_router_default_plan(const llmux_candidate *cands, int ncands,
                               llmux_attempt *out, int max_out);

@@ -1,5 +1,6 @@
 #include "stats.h"
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,18 +21,70 @@ struct llmux_stats_slot {
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static llmux_stats_slot *g_slots;
-static llmux_stats_policy g_policy = {5, 30.0, 0.2};
-static double g_skew;
+/* The policy is read on every request by every worker and written on
+ * (re)load: one atomic per field, no lock. Doubles travel as their bits. */
+static atomic_int g_threshold = 5;
+static _Atomic uint64_t g_open_bits, g_alpha_bits, g_window_bits;
+static atomic_int g_policy_set;
+static _Atomic uint64_t g_skew_bits;
+
+static uint64_t dbits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static double bitsd(uint64_t u)
+{
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static void policy_defaults(void)
+{
+    if (atomic_load_explicit(&g_policy_set, memory_order_acquire)) return;
+    llmux_stats_policy p = {5, 30.0, 0.2, 30.0};
+    llmux_stats_set_policy(&p);
+}
+
+static double pol_open(void) { return bitsd(atomic_load_explicit(&g_open_bits, memory_order_relaxed)); }
+static double pol_alpha(void) { return bitsd(atomic_load_explicit(&g_alpha_bits, memory_order_relaxed)); }
+static double pol_window(void) { return bitsd(atomic_load_explicit(&g_window_bits, memory_order_relaxed)); }
 
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9 + g_skew;
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9 + bitsd(atomic_load_explicit(&g_skew_bits, memory_order_relaxed));
 }
 
-void llmux_stats_set_policy(const llmux_stats_policy *p) { g_policy = *p; }
-void llmux_stats_test_advance(double seconds) { g_skew += seconds; }
+void llmux_stats_set_policy(const llmux_stats_policy *p)
+{
+    atomic_store_explicit(&g_threshold, p->failure_threshold > 0 ? p->failure_threshold : 1, memory_order_relaxed);
+    atomic_store_explicit(&g_open_bits, dbits(p->open_seconds >= 0 ? p->open_seconds : 0), memory_order_relaxed);
+    atomic_store_explicit(&g_alpha_bits, dbits(p->ewma_alpha > 0 && p->ewma_alpha <= 1 ? p->ewma_alpha : 0.2),
+                          memory_order_relaxed);
+    atomic_store_explicit(&g_window_bits, dbits(p->failure_window_s >= 0 ? p->failure_window_s : 0),
+                          memory_order_relaxed);
+    atomic_store_explicit(&g_policy_set, 1, memory_order_release);
+}
+
+void llmux_stats_get_policy(llmux_stats_policy *out)
+{
+    policy_defaults();
+    out->failure_threshold = atomic_load_explicit(&g_threshold, memory_order_relaxed);
+    out->open_seconds = pol_open();
+    out->ewma_alpha = pol_alpha();
+    out->failure_window_s = pol_window();
+}
+
+void llmux_stats_test_advance(double seconds)
+{
+    double cur = bitsd(atomic_load(&g_skew_bits));
+    atomic_store(&g_skew_bits, dbits(cur + seconds));
+}
 
 llmux_stats_slot *llmux_stats_slot_for(const char *model, const char *provider)
 {
@@ -58,7 +111,7 @@ llmux_stats_slot *llmux_stats_slot_for(const char *model, const char *provider)
 
 static void refresh_circuit(llmux_stats_slot *s, double t)
 {
-    if (s->circuit == 1 && t - s->opened_at >= g_policy.open_seconds) s->circuit = 2; /* probe allowed */
+    if (s->circuit == 1 && t - s->opened_at >= pol_open()) s->circuit = 2; /* probe allowed */
 }
 
 void llmux_stats_snapshot(llmux_stats_slot *s, llmux_endpoint_stats *o)
@@ -66,6 +119,7 @@ void llmux_stats_snapshot(llmux_stats_slot *s, llmux_endpoint_stats *o)
     memset(o, 0, sizeof *o);
     o->last_failure_age_s = -1;
     if (!s) return;
+    policy_defaults();
     double t = now_s();
     pthread_mutex_lock(&s->lock);
     refresh_circuit(s, t);
@@ -77,12 +131,15 @@ void llmux_stats_snapshot(llmux_stats_slot *s, llmux_endpoint_stats *o)
     o->inflight = s->inflight;
     o->circuit = s->circuit;
     o->parked_for_s = s->parked_until > t ? s->parked_until - t : 0;
+    o->recent_failure = s->last_failure >= 0 && t - s->last_failure < pol_window();
+    o->consecutive_failures = s->consecutive_failures;
     pthread_mutex_unlock(&s->lock);
 }
 
 int llmux_stats_admit(llmux_stats_slot *s)
 {
     if (!s) return 0;
+    policy_defaults();
     int ok = 0;
     pthread_mutex_lock(&s->lock);
     refresh_circuit(s, now_s());
@@ -105,18 +162,19 @@ void llmux_stats_begin(llmux_stats_slot *s)
 
 static double ewma(double old, double sample)
 {
-    return old == 0 ? sample : old + g_policy.ewma_alpha * (sample - old);
+    return old == 0 ? sample : old + pol_alpha() * (sample - old);
 }
 
 void llmux_stats_end(llmux_stats_slot *s, int ok, double ttft_ms, double latency_ms, int64_t completion_tokens,
                      uint32_t retry_after_ms)
 {
     if (!s) return;
+    policy_defaults();
     double t = now_s();
     pthread_mutex_lock(&s->lock);
     if (s->inflight > 0) s->inflight--;
     s->probing = 0;
-    s->error_rate = s->error_rate + g_policy.ewma_alpha * ((ok ? 0.0 : 1.0) - s->error_rate);
+    s->error_rate = s->error_rate + pol_alpha() * ((ok ? 0.0 : 1.0) - s->error_rate);
     if (ok) {
         if (ttft_ms >= 0) s->ttft = ewma(s->ttft, ttft_ms);
         if (latency_ms >= 0) s->latency = ewma(s->latency, latency_ms);
@@ -127,11 +185,23 @@ void llmux_stats_end(llmux_stats_slot *s, int ok, double ttft_ms, double latency
     } else {
         s->last_failure = t;
         s->consecutive_failures++;
-        if (s->circuit == 2 || s->consecutive_failures >= g_policy.failure_threshold) {
+        if (s->circuit == 2 ||
+            s->consecutive_failures >= atomic_load_explicit(&g_threshold, memory_order_relaxed)) {
             s->circuit = 1;
             s->opened_at = t;
         }
     }
     if (retry_after_ms) s->parked_until = t + retry_after_ms / 1000.0;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void llmux_stats_test_reset(llmux_stats_slot *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->lock);
+    s->ttft = s->latency = s->throughput = s->error_rate = 0;
+    s->last_failure = -1;
+    s->opened_at = s->parked_until = 0;
+    s->consecutive_failures = s->inflight = s->circuit = s->probing = 0;
     pthread_mutex_unlock(&s->lock);
 }

@@ -91,48 +91,6 @@ static const char *plan_str(llmux_router *r, fixture *fx, const char *body)
     return out;
 }
 
-static void test_default_script(void **state)
-{
-    (void)state;
-    fixture fx;
-    fixture_init(&fx);
-    char err[512];
-    llmux_router *r = llmux_router_new(DEFAULT_SCRIPT, 8 << 20, 1000000, err, sizeof err);
-    if (!r)
-        fail_msg("%s", err);
-    assert_int_equal(llmux_router_set_config(r, fx.cfg), 0);
-
-    assert_string_equal(plan_str(r, &fx, "{\"model\":\"a/m\"}"), "1,2,3,4,5");
-    assert_string_equal(plan_str(r, &fx, "{\"provider\":{\"order\":[\"p3\",\"p1\"]}}"), "3,1,2,4,5");
-    /* display names match too, case-insensitively */
-    assert_string_equal(plan_str(r, &fx, "{\"provider\":{\"order\":[\"p-two\"]}}"), "2,1,3,5,4");
-    assert_string_equal(plan_str(r, &fx, "{\"provider\":{\"only\":[\"p2\"]}}"), "2,5");
-    assert_string_equal(plan_str(r, &fx, "{\"provider\":{\"ignore\":[\"p1\"]}}"), "2,3,5");
-    assert_string_equal(
-        plan_str(r, &fx, "{\"provider\":{\"order\":[\"p2\",\"p3\"],\"allow_fallbacks\":false}}"),
-        "2,3,5");
-    assert_string_equal(plan_str(r, &fx, "{\"provider\":{\"allow_fallbacks\":false}}"), "1,4");
-    assert_string_equal(
-        plan_str(r, &fx, "{\"provider\":{\"order\":[\"p3\"],\"only\":[\"p3\",\"p2\"],\"ignore\":[\"p2\"]}}"),
-        "3");
-
-    /* down endpoints are skipped... */
-    fx.cands[0].stats.circuit = 1;
-    fx.cands[1].stats.parked_for_s = 12;
-    assert_string_equal(plan_str(r, &fx, "{}"), "3,4,5");
-    /* ...unless nothing else is left */
-    assert_string_equal(plan_str(r, &fx, "{\"provider\":{\"only\":[\"p1\"]}}"), "4");
-    fx.cands[3].stats.circuit = 1;
-    assert_string_equal(plan_str(r, &fx, "{\"provider\":{\"only\":[\"p1\"]}}"), "1,4");
-    assert_int_equal(llmux_router_fallbacks(r), 0);
-
-    /* empty result is a valid plan (the caller answers 503) */
-    assert_string_equal(plan_str(r, &fx, "{\"provider\":{\"only\":[\"nobody\"]}}"), "");
-    assert_int_equal(llmux_router_fallbacks(r), 0);
-    llmux_router_free(r);
-    llmux_config_unref(fx.cfg);
-}
-
 static void test_request_and_candidate_fields(void **state)
 {
     (void)state;
@@ -146,6 +104,7 @@ static void test_request_and_candidate_fields(void **state)
         "  assert(req.estimated_prompt_tokens == 1234 and req.max_tokens == 99)\n"
         "  assert(req.key_label == 'team-a')\n"
         "  assert(req.headers['x-title'] == 'App' and req.headers['http-referer'] == 'r')\n"
+        "  assert(req.headers.authorization == nil and req.headers['x-api-key'] == nil)\n"
         "  assert(req.models[1] == 'b/f' and req.models[2] == 'c/g' and #req.models == 2)\n"
         "  local p = req.provider\n"
         "  assert(p.order[1] == 'p2' and p.allow_fallbacks == false and p.max_price.prompt == 1.5)\n"
@@ -160,6 +119,9 @@ static void test_request_and_candidate_fields(void **state)
         "  assert(s.ttft_ms == 250 and s.latency_ms == 900 and s.throughput == 40)\n"
         "  assert(s.error_rate == 0.25 and s.last_failure_age_s == 7 and s.inflight == 3)\n"
         "  assert(s.circuit == 'half_open' and s.parked_for_s == 0)\n"
+        "  assert(s.recent_failure == true and s.consecutive_failures == 2)\n"
+        "  assert(x.input_modalities.text and not x.input_modalities.image and x.id == 'a/m|p2')\n"
+        "  assert(req.prefix_hash == 77)\n"
         "  assert(c[1].stats.last_failure_age_s == nil and c[1].stats.circuit == 'closed')\n"
         "  return { { candidate = 2, timeout_ms = 1500 }, 5 }\n"
         "end\n",
@@ -172,12 +134,14 @@ static void test_request_and_candidate_fields(void **state)
     llmux_json doc = {0};
     llmux_json_limits lim = {.max_tokens = 1024, .max_depth = 32};
     assert_int_equal(llmux_json_parse(body, strlen(body), &lim, &doc, NULL, NULL), 0);
-    llmux_kv headers[] = {{"X-Title", "App"}, {"HTTP-Referer", "r"}};
+    llmux_kv headers[] = {{"X-Title", "App"}, {"HTTP-Referer", "r"},
+                          {"Authorization", "Bearer sk-secret"}, {"X-Api-Key", "k"}};
     llmux_route_request req = {.body = &doc, .model = "a/m", .variant = "nitro", .stream = 1,
                                .has_tools = 1, .has_reasoning = 1,
                                .estimated_prompt_tokens = 1234, .max_tokens = 99,
-                               .key_label = "team-a", .headers = headers, .n_headers = 2};
-    fx.cands[1].stats = (llmux_endpoint_stats){250, 900, 40, 0.25, 7, 3, 2, 0};
+                               .key_label = "team-a", .headers = headers, .n_headers = 4,
+                               .prefix_hash = 77};
+    fx.cands[1].stats = (llmux_endpoint_stats){250, 900, 40, 0.25, 7, 3, 2, 0, 1, 2};
     llmux_attempt at[8];
     for (int round = 0; round < 3; round++) { /* cached tables are refreshed */
         int n = llmux_router_plan(r, &req, fx.cands, fx.n, at, 8);
@@ -421,41 +385,64 @@ static void test_benchmark(void **state)
     llmux_candidate cands[20];
     for (int i = 0; i < 20; i++) {
         cands[i].ep = cfg->endpoint_by_index[i];
-        cands[i].stats = (llmux_endpoint_stats){300 + i, 1200, 55, 0.01, -1, i % 3, i == 4, 0};
+        cands[i].stats = (llmux_endpoint_stats){300 + i, 1200, 55, 0.01, -1, i % 3, i == 4, 0, 0, 0};
     }
     llmux_router *r = llmux_router_new(DEFAULT_SCRIPT, 8 << 20, 1000000, err, sizeof err);
     if (!r)
         fail_msg("%s", err);
     llmux_router_set_config(r, cfg);
-    const char *body = "{\"model\":\"x/big\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
-                       "\"temperature\":0.7,\"stream\":true,"
-                       "\"provider\":{\"order\":[\"p7\",\"p3\"],\"ignore\":[\"p9\"]}}";
-    llmux_json doc = {0};
-    llmux_json_limits lim = {.max_tokens = 1024, .max_depth = 32};
-    assert_int_equal(llmux_json_parse(body, strlen(body), &lim, &doc, NULL, NULL), 0);
-    llmux_kv headers[] = {{"X-Title", "bench"}};
-    llmux_route_request req = {.body = &doc, .model = "x/big", .stream = 1,
-                               .estimated_prompt_tokens = 10, .headers = headers, .n_headers = 1};
+    llmux_router_seed(r, 1);
+    static const struct {
+        const char *what, *body;
+        int has_tools;
+    } cases[] = {
+        {"default balancing",
+         "{\"model\":\"x/big\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+         "\"temperature\":0.7,\"stream\":true}", 0},
+        {"tools + provider.sort=throughput",
+         "{\"model\":\"x/big\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+         "\"tools\":[],\"provider\":{\"sort\":\"throughput\"}}", 1},
+        {"provider.order+ignore",
+         "{\"model\":\"x/big\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+         "\"temperature\":0.7,\"stream\":true,"
+         "\"provider\":{\"order\":[\"p7\",\"p3\"],\"ignore\":[\"p9\"]}}", 0},
+    };
     enum { N = 20000 };
     double *t = malloc(N * sizeof *t);
     assert_non_null(t);
-    llmux_attempt at[32];
-    int n = 0;
-    for (int i = 0; i < N; i++) {
-        double t0 = now_us();
-        n = llmux_router_plan(r, &req, cands, 20, at, 32);
-        t[i] = now_us() - t0;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        llmux_json doc = {0};
+        llmux_json_limits lim = {.max_tokens = 1024, .max_depth = 32};
+        assert_int_equal(llmux_json_parse(cases[k].body, strlen(cases[k].body), &lim, &doc, NULL, NULL), 0);
+        llmux_kv headers[] = {{"X-Title", "bench"}};
+        llmux_route_request req = {.body = &doc, .model = "x/big", .stream = 1,
+                                   .has_tools = cases[k].has_tools,
+                                   .estimated_prompt_tokens = 10, .headers = headers, .n_headers = 1,
+                                   .prefix_hash = llmux_router_prefix_hash(&doc)};
+        llmux_attempt at[32];
+        int n = 0;
+        for (int i = 0; i < N; i++) {
+            double t0 = now_us();
+            n = llmux_router_plan(r, &req, cands, 20, at, 32);
+            t[i] = now_us() - t0;
+        }
+        assert_int_equal(llmux_router_fallbacks(r), 0);
+        if (k == 2) {
+            assert_int_equal(n, 19); /* 20 - ignored p9; the open circuit p4 goes last */
+            assert_int_equal(at[0].candidate, 7);
+            assert_int_equal(at[1].candidate, 3);
+            assert_int_equal(at[18].candidate, 4);
+        } else {
+            assert_int_equal(n, 20);
+            assert_int_equal(at[19].candidate, 4);
+        }
+        qsort(t, N, sizeof *t, cmp_double);
+        printf("route() default.lua, 20 candidates, %s, %d plans: p50 %.2f us, p99 %.2f us, "
+               "max %.2f us\n", cases[k].what, N, t[N / 2], t[N * 99 / 100], t[N - 1]);
+        assert_true(t[N / 2] < 200.0);
+        llmux_json_release(&doc);
     }
-    assert_int_equal(llmux_router_fallbacks(r), 0);
-    assert_int_equal(n, 18); /* 20 - ignored p9 - open circuit p4 */
-    assert_int_equal(at[0].candidate, 7);
-    assert_int_equal(at[1].candidate, 3);
-    qsort(t, N, sizeof *t, cmp_double);
-    printf("route() default.lua, 20 candidates, %d plans: p50 %.2f us, p99 %.2f us, max %.2f us\n",
-           N, t[N / 2], t[N * 99 / 100], t[N - 1]);
-    assert_true(t[N / 2] < 200.0);
     free(t);
-    llmux_json_release(&doc);
     llmux_router_free(r);
     llmux_config_unref(cfg);
 }
@@ -463,7 +450,6 @@ static void test_benchmark(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_default_script),
         cmocka_unit_test(test_request_and_candidate_fields),
         cmocka_unit_test(test_budget_and_memory),
         cmocka_unit_test(test_rejected_results),
