@@ -4,7 +4,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import {
-  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint, postJSON, rawHttp, expectErrorShape,
+  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint, postJSON, rawHttp, expectErrorShape, tryJSON,
 } from './harness.mjs';
 
 const MAX_BODY = 2048;
@@ -41,11 +41,7 @@ describe('client errors', { skip: skipNoBinary, timeout: 60000 }, () => {
     const body = Buffer.concat([Buffer.from('{"model":"test/echo","messages":[{"role":"user","content":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}]}')]);
     const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     const text = await r.text();
-    let json;
-    try {
-      json = JSON.parse(text);
-    } catch {}
-    expectErrorShape(assert, { status: r.status, text, json }, 400);
+    expectErrorShape(assert, { status: r.status, text, json: tryJSON(text) }, 400);
   });
 
   it('missing messages is 400', async () => {

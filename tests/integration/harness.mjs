@@ -273,6 +273,15 @@ export function model(id, endpoints, extra = {}) {
 // HTTP helpers
 // ---------------------------------------------------------------------------
 
+/** JSON.parse, or undefined when the text is not JSON. */
+export function tryJSON(text) {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
 /** POST JSON (or a raw string body); returns {status, headers, text, json}. */
 export async function postJSON(url, body, { headers = {}, signal } = {}) {
   const r = await fetch(url, {
@@ -282,21 +291,13 @@ export async function postJSON(url, body, { headers = {}, signal } = {}) {
     signal: signal ?? AbortSignal.timeout(20000),
   });
   const text = await r.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { status: r.status, headers: r.headers, text, json };
+  return { status: r.status, headers: r.headers, text, json: tryJSON(text) };
 }
 
 export async function getJSON(url, { headers = {} } = {}) {
   const r = await fetch(url, { headers: { authorization: 'Bearer test', ...headers }, signal: AbortSignal.timeout(20000) });
   const text = await r.text();
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { status: r.status, headers: r.headers, text, json };
+  return { status: r.status, headers: r.headers, text, json: tryJSON(text) };
 }
 
 /**
@@ -389,11 +390,7 @@ export function parseHttpResponse(raw) {
     consumed = end + 4 + n;
   }
   const text = body.toString('utf8');
-  let json;
-  try {
-    json = JSON.parse(text);
-  } catch {}
-  return { status: Number(m[1]), headers, body: text, json, complete, consumed, raw: raw.toString('utf8') };
+  return { status: Number(m[1]), headers, body: text, json: tryJSON(text), complete, consumed, raw: raw.toString('utf8') };
 }
 
 // ---------------------------------------------------------------------------
@@ -474,12 +471,7 @@ export async function readSSE(body) {
         out.done = true;
         continue;
       }
-      let obj;
-      try {
-        obj = JSON.parse(ev.data);
-      } catch {
-        obj = { unparseable: ev.data };
-      }
+      const obj = tryJSON(ev.data) ?? { unparseable: ev.data };
       out.chunks.push(obj);
       for (const ch of obj.choices || []) {
         if (ch.delta && typeof ch.delta.content === 'string') out.text += ch.delta.content;
@@ -502,11 +494,7 @@ export async function postSSE(url, body, { headers = {}, signal } = {}) {
   });
   if (!(r.headers.get('content-type') || '').startsWith('text/event-stream')) {
     const text = await r.text();
-    let json;
-    try {
-      json = JSON.parse(text);
-    } catch {}
-    return { status: r.status, headers: r.headers, text, json, chunks: [], events: [], done: false };
+    return { status: r.status, headers: r.headers, text, json: tryJSON(text), chunks: [], events: [], done: false };
   }
   return { status: r.status, headers: r.headers, ...(await readSSE(r.body)) };
 }

@@ -254,10 +254,7 @@ export async function startMock(provider, opts = {}) {
       case 'hang':
         return; // keep the socket open forever (until close())
       case 'reset':
-        req.socket.destroy();
-        return;
-      case 'refuse':
-        // Per request we cannot refuse a connection already accepted: reset it.
+      case 'refuse': // a connection already accepted cannot be refused: reset it
         req.socket.destroy();
         return;
       case 'fail':
