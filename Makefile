@@ -6,7 +6,8 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 APT_PACKAGES = build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libjsmn-dev \
-               liblua5.4-dev node-llhttp libcmocka-dev libsqlite3-dev nodejs npm curl
+               liblua5.4-dev node-llhttp libcmocka-dev libsqlite3-dev nodejs npm curl \
+               libpq-dev libhiredis-dev libssl-dev
 
 .PHONY: all deps build run test test-sanitize bench install clean
 

@@ -2,6 +2,7 @@
  * body, collect the candidate endpoints (the model, then `models` fallbacks),
  * ask the routing script for a plan, and hand over to the attempt engine. */
 #include "buf.h"
+#include "accounts.h"
 #include "exchange.h"
 #include "json.h"
 #include "log.h"
@@ -162,6 +163,7 @@ void llmux_handle_chat(llmux_conn *c, const llmux_http_request *r, int api)
         (void)version; /* both header styles are accepted; auth is checked by the accounts layer */
     }
     const llmux_config *cfg = ex->rt->cfg;
+    if (llmux_accounts_authorize(ex, r) < 0) return; /* 401: missing, invalid, disabled or expired key */
     ex->body = llmux_conn_take_body(c, &ex->body_len);
     const char *why = NULL;
     size_t off = 0;
@@ -280,5 +282,5 @@ void llmux_handle_chat(llmux_conn *c, const llmux_http_request *r, int api)
         llmux_buf_free(&set);
     }
     llmux_route_result_free(&rres);
-    llmux_exchange_run(ex);
+    llmux_accounts_run(ex); /* 402 credit, 429 rate limit, then llmux_exchange_run */
 }

@@ -35,7 +35,8 @@ typedef struct {
 
 static const char *const top_level_fields[] = {
     "listen", "workers", "plugin_dir", "plugin_cache_dir", "routing_script", "admin_key",
-    "watch", "log", "limits", "timeouts", "routing", "providers", "models", NULL,
+    "watch", "log", "limits", "timeouts", "routing", "providers", "models",
+    "auth", "storage", "redis", "management_key", "byok", NULL,
 };
 
 static int in_list(const char *const *list, const char *s)
@@ -753,6 +754,76 @@ static int finish(loader *d, llmux_config *c)
     return 0;
 }
 
+/* Accounts: auth, storage, redis, management_key, byok (docs/accounts.md). */
+static int read_accounts(loader *d, llmux_config *c, int g)
+{
+    char *auth = NULL;
+    set_line(d, "auth");
+    if (opt_string(d, g, "auth", "", &auth) < 0)
+        return -1;
+    if (auth) {
+        int ok = !strcmp(auth, "none") || !strcmp(auth, "keys");
+        c->auth_keys = !strcmp(auth, "keys");
+        free(auth);
+        if (!ok)
+            return fail(d, "auth", "must be \"none\" or \"keys\"");
+    }
+    set_line(d, "storage");
+    int ty = lua_getfield(d->L, g, "storage");
+    if (ty == LUA_TBOOLEAN && !lua_toboolean(d->L, -1)) {
+        c->storage_mode = 0;
+        c->storage_explicit = 1;
+        lua_pop(d->L, 1);
+    } else if (ty == LUA_TTABLE) {
+        static const char *const keys[] = {"sqlite", "postgres", "durable", NULL};
+        int t = lua_gettop(d->L);
+        char *sq = NULL, *pg = NULL;
+        int bad = check_keys(d, t, "storage", keys) < 0 || opt_string(d, t, "sqlite", "storage", &sq) < 0 ||
+                  opt_string(d, t, "postgres", "storage", &pg) < 0 ||
+                  opt_bool(d, t, "durable", "storage", &c->storage_durable) < 0;
+        lua_pop(d->L, 1);
+        if (!bad && sq && pg)
+            bad = fail(d, "storage", "set either sqlite or postgres, not both") < 0;
+        if (bad) {
+            free(sq);
+            free(pg);
+            return -1;
+        }
+        c->storage_explicit = 1;
+        if (sq || pg) {
+            free(c->storage_path);
+            c->storage_path = sq ? sq : pg;
+            c->storage_mode = sq ? 1 : 2;
+        }
+    } else if (ty != LUA_TNIL) {
+        lua_pop(d->L, 1);
+        return fail(d, "storage", "expected a table ({sqlite = PATH} or {postgres = CONNINFO}) or false");
+    } else {
+        lua_pop(d->L, 1);
+    }
+    set_line(d, "redis");
+    if (opt_string(d, g, "redis", "", &c->redis) < 0)
+        return -1;
+    set_line(d, "management_key");
+    if (opt_string(d, g, "management_key", "", &c->management_key) < 0)
+        return -1;
+    set_line(d, "byok");
+    int r = get_typed(d, g, "byok", "", LUA_TTABLE);
+    if (r < 0)
+        return -1;
+    if (r > 0) {
+        static const char *const keys[] = {"encryption_key_env", "fee", NULL};
+        int t = lua_gettop(d->L);
+        int bad = check_keys(d, t, "byok", keys) < 0 ||
+                  opt_string(d, t, "encryption_key_env", "byok", &c->byok_key_env) < 0 ||
+                  opt_number(d, t, "fee", "byok", &c->byok_fee, 0) < 0;
+        lua_pop(d->L, 1);
+        if (bad)
+            return -1;
+    }
+    return 0;
+}
+
 static int read_globals(loader *d, llmux_config *c)
 {
     lua_State *L = d->L;
@@ -801,6 +872,9 @@ static int read_globals(loader *d, llmux_config *c)
         if (r < 0)
             return -1;
     }
+    if (read_accounts(d, c, g) < 0)
+        return -1;
+    lua_settop(L, g);
     d->line = 0;
     return finish(d, c);
 }
@@ -872,6 +946,10 @@ static void config_free(llmux_config *c)
     free(c->log_level);
     free(c->access_log);
     free(c->admin_key);
+    free(c->storage_path);
+    free(c->redis);
+    free(c->management_key);
+    free(c->byok_key_env);
     for (size_t i = 0; i < c->n_providers; i++) {
         llmux_provider_cfg *p = &c->providers[i];
         free(p->id);
@@ -920,6 +998,11 @@ static llmux_config *config_defaults(void)
     c->plugin_cache_dir = strdup(cache);
     c->log_level = strdup("info");
     c->access_log = strdup("text");
+    c->storage_mode = 1; /* accounts: SQLite llmux.db unless configured */
+    c->storage_durable = 1;
+    c->storage_path = strdup("llmux.db");
+    c->byok_key_env = strdup("LLMUX_BYOK_KEY");
+    c->byok_fee = 0.05;
     c->limits = (llmux_limits){
         .max_header_bytes = 64 * 1024,       .max_body_bytes = 10 * 1024 * 1024,
         .max_json_tokens = 262144,           .max_json_depth = 64,
@@ -935,7 +1018,7 @@ static llmux_config *config_defaults(void)
     c->routing = (llmux_routing_cfg){.failure_threshold = 5, .open_seconds = 30,
                                      .failure_window_s = 30, .ewma_alpha = 0.2};
     if (!c->listen_host || !c->plugin_dir || !c->plugin_cache_dir || !c->log_level ||
-        !c->access_log) {
+        !c->access_log || !c->storage_path || !c->byok_key_env) {
         config_free(c);
         return NULL;
     }

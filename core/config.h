@@ -100,6 +100,16 @@ typedef struct llmux_config {
     char *log_level;         /* "debug"|"info"|"warn"|"error" */
     char *access_log;        /* "text"|"json"|"off" */
     char *admin_key;         /* may be NULL: admin routes disabled */
+    /* accounts, usage and cost (docs/accounts.md) */
+    int auth_keys;           /* auth = "keys": a Bearer key is required */
+    int storage_mode;        /* 0 off, 1 sqlite, 2 postgres */
+    int storage_explicit;    /* storage was set in the file (else the default may fail softly) */
+    int storage_durable;     /* storage.durable: final bytes wait for the record's commit */
+    char *storage_path;      /* sqlite path or postgres conninfo */
+    char *redis;             /* "host:port" for shared rate limits; may be NULL */
+    char *management_key;    /* may be NULL: /keys management disabled */
+    char *byok_key_env;      /* env var holding the BYOK encryption key */
+    double byok_fee;         /* fraction of the upstream cost charged for BYOK calls */
     int watch;               /* reload when plugin_dir, the script or the config change */
     llmux_limits limits;
     llmux_timeouts timeouts;

@@ -1,4 +1,5 @@
 #include "exchange.h"
+#include "accounts.h"
 #include "access_log.h"
 #include "buf.h"
 #include "json.h"
@@ -71,7 +72,7 @@ void llmux_usage_json(llmux_buf *b, const llmux_exchange *ex)
     llmux_buf_printf(b, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,\"cost\":",
                      (long long)nz(u->prompt_tokens), (long long)nz(u->completion_tokens),
                      (long long)(nz(u->prompt_tokens) + nz(u->completion_tokens)));
-    llmux_buf_append_double(b, ex->ep ? llmux_cost(ex->ep, u) : 0);
+    llmux_buf_append_double(b, llmux_accounts_charge(ex)); /* BYOK: the fee */
     llmux_buf_printf(b, ",\"is_byok\":%s,\"prompt_tokens_details\":{\"cached_tokens\":%lld,\"cache_write_tokens\":%lld},"
                         "\"completion_tokens_details\":{\"reasoning_tokens\":%lld}}",
                      ex->req.api_key_override ? "true" : "false", (long long)nz(u->cached_tokens),
@@ -122,6 +123,7 @@ static void exchange_finish(llmux_exchange *ex)
     uv_timer_stop(&ex->ka_timer);
     if (!ex->aborted) llmux_conn_detach(ex->conn);
     llmux_access_log(ex);
+    llmux_accounts_finish(ex); /* the generation record, also for aborted requests */
     uv_close((uv_handle_t *)&ex->timer, on_handle_closed);
     uv_close((uv_handle_t *)&ex->ka_timer, on_handle_closed);
 }
@@ -181,6 +183,28 @@ void llmux_exchange_fail_early(llmux_exchange *ex, int status, const char *messa
     exchange_finish(ex);
 }
 
+void llmux_exchange_fail_early_headers(llmux_exchange *ex, int status, const char *message, const char *metadata,
+                                       const char *extra_headers)
+{
+    if (!extra_headers || ex->api == 2 || ex->headers_sent) { /* Anthropic errors have their own shape */
+        llmux_exchange_fail_early(ex, status, message, metadata);
+        return;
+    }
+    ex->err_status = status;
+    llmux_buf_reset(&ex->err_msg);
+    llmux_buf_append_str(&ex->err_msg, message);
+    ex->final_status = status;
+    llmux_conn_respond_error(ex->conn, status, message, metadata, extra_headers);
+    exchange_finish(ex);
+}
+
+void llmux_exchange_complete(llmux_exchange *ex)
+{
+    if (ex->finished) return;
+    ex->out->complete(ex);
+    exchange_finish(ex);
+}
+
 /* ---- events from the plugin ---------------------------------------------- */
 
 /* The first content event of a streamed answer: from now on no failover. */
@@ -199,6 +223,7 @@ static int sink_delta(void *ud, int choice, llmux_delta_kind k, const char *s, s
     llmux_exchange *ex = ud;
     if (ex->attempt_over || choice != 0 || n == 0) return 0;
     begin_content(ex);
+    ex->streamed_chars += n;
     llmux_buf *dst = k == LLMUX_DELTA_REASONING ? &ex->res.reasoning : k == LLMUX_DELTA_REFUSAL ? &ex->res.refusal : &ex->res.content;
     if (!ex->stream || ex->api == 2) llmux_buf_append(dst, s, n); /* assembled answers keep the text */
     else dst->len += 0;
@@ -464,6 +489,9 @@ static void attempt_end(llmux_exchange *ex, int transport_failed, const char *tr
             ex->res.has_usage = 1;
         }
         report_route_result(ex, 1);
+        /* The record is queued before the final bytes; with durable storage
+         * they wait for its commit (llmux_exchange_complete). */
+        if (llmux_accounts_before_complete(ex)) return;
         ex->out->complete(ex);
         exchange_finish(ex);
         return;
@@ -498,6 +526,7 @@ static void attempt_start(llmux_exchange *ex)
     ex->ep = ex->cands[cand].ep;
     ex->prov = llmux_runtime_provider(ex->rt, ex->ep->provider);
     ex->img = ex->prov->img;
+    llmux_accounts_attempt_start(ex); /* BYOK: the key's own provider key */
     llmux_result_reset(&ex->res);
     ex->err_status = 0;
     ex->retry_after_ms = 0;

@@ -113,6 +113,11 @@ typedef struct llmux_exchange {
     uint64_t start_ns, first_token_ns;
     int tool_seen[64];
     const char *key_label;
+    /* accounts (accounts.c) */
+    struct llmux_key *acct_key; /* the calling key (auth = "keys") */
+    void *acct_wait;            /* a pending Redis check or record commit */
+    int acct_recorded;
+    size_t streamed_chars;      /* content bytes streamed (usage estimate for cancelled streams) */
     llmux_anthropic_out anth; /* Anthropic writer state (out_anthropic.c) */
 } llmux_exchange;
 
@@ -123,6 +128,11 @@ void llmux_handle_chat(llmux_conn *c, const llmux_http_request *r, int api);
 llmux_exchange *llmux_exchange_new(llmux_conn *c, const llmux_output_ops *out, int api);
 void llmux_exchange_run(llmux_exchange *ex); /* after candidates are set */
 void llmux_exchange_fail_early(llmux_exchange *ex, int status, const char *message, const char *metadata);
+/* The same with extra response headers ("Name: value\r\n" lines; accounts). */
+void llmux_exchange_fail_early_headers(llmux_exchange *ex, int status, const char *message, const char *metadata,
+                                       const char *extra_headers);
+/* Sends the final answer and ends the exchange (a completion deferred by accounts). */
+void llmux_exchange_complete(llmux_exchange *ex);
 void llmux_exchange_flush(llmux_exchange *ex);
 void llmux_result_reset(llmux_result *r);
 double llmux_cost(const llmux_endpoint_cfg *ep, const llmux_usage *u);

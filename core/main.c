@@ -1,6 +1,7 @@
 /* llmux: command line, start-up, signals (SIGHUP reloads, SIGTERM/SIGINT
  * drain and stop). The main thread serves no requests; workers do. */
 #include "file_watch.h"
+#include "accounts.h"
 #include "log.h"
 #include "plugin_host.h"
 #include "router.h"
@@ -18,6 +19,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: llmux [--config FILE] [--listen HOST:PORT] [--workers N]\n"
             "       llmux --check-config FILE\n"
+            "       llmux keys create --label L [--limit USD] [--config FILE]   (prints the key once)\n"
             "       llmux --version | --help\n\n"
             "  --config FILE        Lua config (default: embedded mock config on 127.0.0.1:8080)\n"
             "  --listen HOST:PORT   overrides the config's listen address\n"
@@ -72,8 +74,11 @@ static void on_stop(uv_signal_t *s, int sig)
     uv_stop(s->loop);
 }
 
+int llmux_keys_main(int argc, char **argv); /* keys_cli.c */
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "keys") == 0) return llmux_keys_main(argc - 2, argv + 2);
     const char *config = NULL, *listen = NULL, *check = NULL;
     int workers = -1;
     for (int i = 1; i < argc; i++) {
@@ -120,6 +125,10 @@ int main(int argc, char **argv)
     char lhost[256];
     snprintf(lhost, sizeof lhost, "%s", cfg->listen_host);
     int lport = cfg->listen_port;
+    if (llmux_accounts_start(cfg, err, sizeof err) < 0) { /* storage thread, keys, redis */
+        fprintf(stderr, "llmux: %s\n", err);
+        return 1;
+    }
     llmux_runtime_publish(rt);
     if (llmux_workers_start(n, lhost, lport, err, sizeof err) < 0) {
         fprintf(stderr, "llmux: %s\n", err);
@@ -140,6 +149,7 @@ int main(int argc, char **argv)
     llmux_file_watch_stop();
 
     llmux_workers_stop(g_shutdown_ms);
+    llmux_accounts_stop(); /* commits what is queued */
     uv_close((uv_handle_t *)&g_sighup, NULL);
     uv_close((uv_handle_t *)&g_sigterm, NULL);
     uv_close((uv_handle_t *)&g_sigint, NULL);

@@ -1,4 +1,5 @@
 #include "routes.h"
+#include "accounts.h"
 #include "exchange.h"
 #include <llhttp.h>
 #include <string.h>
@@ -49,5 +50,6 @@ void llmux_dispatch_request(llmux_conn *c, const llmux_http_request *r)
             return;
         }
     }
+    if (llmux_handle_accounts(c, r, p)) return; /* key, credits, keys, generation, activity */
     llmux_conn_respond_error(c, 404, "no such route", NULL, NULL);
 }
