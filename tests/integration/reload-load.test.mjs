@@ -94,7 +94,12 @@ describe('hot reload under load', { skip, timeout: 90000 }, () => {
 
     // Warm up (allocator arenas, curl, Lua states) before the RSS baseline.
     const clients = Array.from({ length: CLIENTS }, client);
-    await sleep(2000);
+    await sleep(1000);
+    for (const v of ['two', 'one']) { // and a couple of reloads, so per-reload pools exist before the baseline
+      writeFileAtomic(script, scripts[v]);
+      assert.equal((await adminReload(gw.url)).status, 200);
+      await sleep(500);
+    }
     const rssBefore = rssKiB(gw.proc.pid);
     const servedAtStart = stats.served;
     const t0 = Date.now();
