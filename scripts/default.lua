@@ -384,7 +384,12 @@ local function by_weight(group, first, last)
     end
     list[j + 1] = c
   end
-  e = { n = #list, last = group[last], list = list }
+  local weights, total = {}, 0
+  for i = 1, #list do
+    weights[i] = facts_of(list[i]).weight
+    total = total + weights[i]
+  end
+  e = { n = #list, last = group[last], list = list, weights = weights, total = total }
   by_weight_cache[key] = e
   return e
 end
@@ -409,9 +414,13 @@ local function stat_sort(list, by)
 end
 
 -- Plan state for one call (module-level scratch, refilled every call):
--- tiers[index] is the tier of an eligible candidate, false otherwise.
-local tiers = {}
+-- tiers[candidate] is the tier of an eligible candidate, false otherwise
+-- (weak keys: tables of an older config generation are not kept alive).
+local tiers = setmetatable({}, { __mode = "k" })
 local tail = {}
+local dropped = {}   -- model -> true when a candidate of it is not tier 0
+local out = {}       -- the returned plan, reused (the core copies it at once)
+local out_n = 0
 
 function route(request, candidates)
   local prefs = preferences(request)
@@ -420,10 +429,14 @@ function route(request, candidates)
   local checks_caps = request.has_tools or request.has_images or request.has_response_format
     or request.variant == "thinking"
   local est = request.estimated_prompt_tokens + request.max_tokens
+  local min_tp, max_lat = prefs.min_throughput, prefs.max_latency_s
+  if max_lat then max_lat = max_lat * 1000 end
 
-  -- Step 1: eligibility.
-  local ne = 0
+  -- Step 1: eligibility and health tiers. Down endpoints (tier 3) go
+  -- straight to the tail, in candidate order.
+  local ne, nt, n12 = 0, 0, 0
   local filters = prefs.filters
+  for k in next, dropped do dropped[k] = nil end
   for i = 1, n do
     local c = candidates[i]
     local f = facts[c] or facts_of(c)
@@ -437,16 +450,34 @@ function route(request, candidates)
     if ok and filters and failed_preference(prefs, c, f, params) then ok = false end
     if ok then
       ne = ne + 1
-      tiers[i] = tier_of(prefs, c)
+      local s = c.stats
+      local circuit = s.circuit
+      local t = 0
+      if circuit == "open" or s.parked_for_s > 0 then
+        t = 3
+        nt = nt + 1
+        tail[nt] = c
+      elseif circuit == "half_open" or s.recent_failure then
+        t = 2
+      elseif min_tp or max_lat then
+        local tp, ttft = s.throughput, s.ttft_ms
+        if (min_tp and tp > 0 and tp < min_tp) or (max_lat and ttft > max_lat) then t = 1 end
+      end
+      tiers[c] = t
+      if t ~= 0 then
+        dropped[c.model] = true
+        if t ~= 3 then n12 = n12 + 1 end
+      end
     else
-      tiers[i] = false
+      tiers[c] = false
+      dropped[c.model] = true
     end
   end
   if ne == 0 then return refusal(request, prefs, candidates, params) end
 
   -- Step 2: per model group, in model order.
-  local plan, np = {}, 0
-  local nt = 0
+  local plan = out
+  local np = 0
   local rank, norder = prefs.rank, #prefs.order
   local allow = prefs.allow_fallbacks
   local by = prefs.sort
@@ -458,6 +489,9 @@ function route(request, candidates)
   while first <= n do
     local model = candidates[first].model
     local last = first
+    if candidates[n].model == model and last < n then
+      last = n -- one model (the common case): no need to look at each
+    end
     while last < n and candidates[last + 1].model == model do last = last + 1 end
     local gstart = np + 1
     local listed = nil
@@ -468,14 +502,12 @@ function route(request, candidates)
       for r = 1, norder do
         for i = first, last do
           local c = candidates[i]
-          local t = tiers[i]
+          local t = tiers[c]
           if t then
             local f = facts[c]
             if (rank[f.id] or rank[f.name]) == r then
               listed[c] = true
-              if t == 3 then
-                nt = nt + 1; tail[nt] = c
-              else
+              if t ~= 3 then
                 np = np + 1; plan[np] = i
               end
             end
@@ -486,65 +518,73 @@ function route(request, candidates)
 
     if allow or norder == 0 then
       -- the others: sorted, or balanced
-      local ordered
+      local ordered, weights, m
+      local clean = not dropped[model] and not listed
       if by == "throughput" or by == "latency" then
         ordered = {}
         for i = first, last do
-          if tiers[i] then ordered[#ordered + 1] = candidates[i] end
+          if tiers[candidates[i]] then ordered[#ordered + 1] = candidates[i] end
         end
         stat_sort(ordered, by)
+        m = #ordered
       else
-        ordered = by_weight(candidates, first, last).list
-      end
-      local m = #ordered
-      local pick = nil
-      if by == nil then
-        -- default balancing: the sticky endpoint, or weighted random in tier 0
-        if sticky and sticky.model == model then
-          for i = 1, m do
-            local c = ordered[i]
-            if c.id == sticky.id and tiers[c.index] == 0 and not (listed and listed[c]) then
-              pick = c
-              break
-            end
-          end
-        end
-        if not pick then
-          local sum = 0
-          for i = 1, m do
-            local c = ordered[i]
-            if tiers[c.index] == 0 and not (listed and listed[c]) then
-              sum = sum + facts[c].weight
-            end
-          end
-          if sum > 0 then
-            local x = random() * sum
+        local e = by_weight(candidates, first, last)
+        ordered, weights, m = e.list, e.weights, e.n
+        if by == nil then
+          -- default balancing: the sticky endpoint, or weighted random in tier 0
+          local pick, pk = nil, 0
+          if sticky and sticky.model == model then
             for i = 1, m do
               local c = ordered[i]
-              if tiers[c.index] == 0 and not (listed and listed[c]) then
-                pick = c
-                x = x - facts[c].weight
-                if x < 0 then break end
+              if c.id == sticky.id and tiers[c] == 0 and not (listed and listed[c]) then
+                pick, pk = c, i
+                break
               end
             end
           end
-        end
-        if pick then
-          np = np + 1; plan[np] = pick.index
-        end
-      end
-      for t = 0, 2 do
-        for i = 1, m do
-          local c = ordered[i]
-          if tiers[c.index] == t and c ~= pick and not (listed and listed[c]) then
-            np = np + 1; plan[np] = c.index
+          if not pick then
+            local sum = 0
+            if clean then
+              sum = e.total
+            else
+              for i = 1, m do
+                local c = ordered[i]
+                if tiers[c] == 0 and not (listed and listed[c]) then sum = sum + weights[i] end
+              end
+            end
+            if sum > 0 then
+              local x = random() * sum
+              for i = 1, m do
+                local c = ordered[i]
+                if clean or (tiers[c] == 0 and not (listed and listed[c])) then
+                  pick, pk = c, i
+                  x = x - weights[i]
+                  if x < 0 then break end
+                end
+              end
+            end
+          end
+          if pick then
+            np = np + 1; plan[np] = pick.index
+            -- the rest of tier 0 by price
+            for i = 1, m do
+              local c = ordered[i]
+              if i ~= pk and (clean or (tiers[c] == 0 and not (listed and listed[c]))) then
+                np = np + 1; plan[np] = c.index
+              end
+            end
+            ordered = (not clean) and ordered or nil
           end
         end
       end
-      for i = 1, m do
-        local c = ordered[i]
-        if tiers[c.index] == 3 and not (listed and listed[c]) then
-          nt = nt + 1; tail[nt] = c
+      if ordered then
+        for t = (by == nil) and 1 or 0, (n12 > 0) and 2 or 0 do
+          for i = 1, m do
+            local c = ordered[i]
+            if tiers[c] == t and not (listed and listed[c]) then
+              np = np + 1; plan[np] = c.index
+            end
+          end
         end
       end
     end
@@ -556,7 +596,7 @@ function route(request, candidates)
       local keep = gstart - 1
       for i = gstart, np do
         local x = plan[i]
-        if tiers[x] < 2 and (norder > 0 or keep < gstart) then
+        if tiers[candidates[x]] < 2 and (norder > 0 or keep < gstart) then
           keep = keep + 1
           plan[keep] = x
         end
@@ -575,6 +615,8 @@ function route(request, candidates)
     end
   end
   for i = nt, 1, -1 do tail[i] = nil end
+  for i = np + 1, out_n do plan[i] = nil end -- what the last call left
+  out_n = np
   if np == 0 then return refusal(request, prefs, candidates, params) end
   return plan
 end
