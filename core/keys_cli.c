@@ -20,7 +20,7 @@ int llmux_keys_main(int argc, char **argv)
 {
     if (argc < 1) { keys_usage(stderr); return 2; }
     const char *cmd = argv[0], *config = NULL, *label = NULL, *name = NULL, *limit = NULL, *rate = NULL, *expires = NULL;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) { fprintf(stderr, "llmux keys: '%s' needs a value\n", a); return 2; }
@@ -31,7 +31,6 @@ int llmux_keys_main(int argc, char **argv)
         else if (!strcmp(a, "--rate")) rate = v;
         else if (!strcmp(a, "--expires")) expires = v;
         else { fprintf(stderr, "llmux keys: unknown option '%s'\n", a); keys_usage(stderr); return 2; }
-        i++;
     }
     char err[1024];
     llmux_config *cfg = llmux_config_load(config, err, sizeof err);
