@@ -874,6 +874,8 @@ static int read_globals(loader *d, llmux_config *c)
     }
     if (read_accounts(d, c, g) < 0)
         return -1;
+    if (c->storage_durable < 0)
+        c->storage_durable = c->auth_keys;
     lua_settop(L, g);
     d->line = 0;
     return finish(d, c);
@@ -999,7 +1001,7 @@ static llmux_config *config_defaults(void)
     c->log_level = strdup("info");
     c->access_log = strdup("text");
     c->storage_mode = 1; /* accounts: SQLite llmux.db unless configured */
-    c->storage_durable = 1;
+    c->storage_durable = -1; /* unset: durable when auth = "keys" */
     c->storage_path = strdup("llmux.db");
     c->byok_key_env = strdup("LLMUX_BYOK_KEY");
     c->byok_fee = 0.05;

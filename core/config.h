@@ -104,7 +104,7 @@ typedef struct llmux_config {
     int auth_keys;           /* auth = "keys": a Bearer key is required */
     int storage_mode;        /* 0 off, 1 sqlite, 2 postgres */
     int storage_explicit;    /* storage was set in the file (else the default may fail softly) */
-    int storage_durable;     /* storage.durable: final bytes wait for the record's commit */
+    int storage_durable;     /* storage.durable: final bytes wait for the record's commit (default: auth = "keys") */
     char *storage_path;      /* sqlite path or postgres conninfo */
     char *redis;             /* "host:port" for shared rate limits; may be NULL */
     char *management_key;    /* may be NULL: /keys management disabled */

@@ -1,6 +1,7 @@
 // Durability: llmux killed with SIGKILL in the middle of a load loses no
 // generation whose response was completed to the client. With durable storage
-// (the default) the final bytes of an answer are only written after its
+// (storage.durable, the default with auth = "keys")
+// the final bytes of an answer are only written after its
 // record committed (SQLite WAL: in the WAL file before COMMIT returns, so a
 // killed process loses nothing that committed).
 import { describe, it } from 'node:test';
@@ -13,7 +14,7 @@ import { startLlmux, skipNoBinary, buildConfig, sleep, readSSE } from './harness
 const pricing = { prompt: 0.000001, completion: 0.000002 };
 const config = (db) =>
   buildConfig({
-    storage: { sqlite: db },
+    storage: { sqlite: db, durable: true },
     log: { level: 'warn', access: 'off' },
     providers: { mock: { plugin: 'mock', name: 'Mock' } },
     models: [{ id: 'mock/echo', endpoints: [{ provider: 'mock', model: 'echo', pricing, context_length: 8192, max_completion_tokens: 512 }] }],

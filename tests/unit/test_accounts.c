@@ -122,6 +122,11 @@ static void test_config_fields(void **state)
     assert_non_null(c);
     assert_int_equal(c->auth_keys, 0);
     assert_int_equal(c->storage_mode, 1); /* SQLite llmux.db by default */
+    assert_int_equal(c->storage_durable, 0); /* auth = "none": records are not billing */
+    llmux_config_unref(c);
+    const char *keys = "auth = \"keys\"\n";
+    c = llmux_config_load_string(keys, strlen(keys), "k.lua", err, sizeof err);
+    assert_non_null(c);
     assert_int_equal(c->storage_durable, 1);
     llmux_config_unref(c);
 
