@@ -300,7 +300,10 @@ static int sink_error(void *ud, int status, const char *msg, const char *raw, si
 {
     llmux_exchange *ex = ud;
     if (ex->err_status) return 0; /* keep the first error of the attempt */
-    ex->err_status = status >= 400 && status <= 599 ? status : 502;
+    /* A provider's own 5xx (overloaded, unavailable) means "the model is down"
+     * to the client: 502, as OpenRouter answers. 503 stays ours: "no provider
+     * meets the routing requirements". The Retry-After still parks the endpoint. */
+    ex->err_status = status >= 400 && status <= 499 ? status : 502;
     ex->retry_after_ms = retry;
     llmux_buf_reset(&ex->err_msg);
     llmux_buf_append_str(&ex->err_msg, msg ? msg : "upstream error");
@@ -477,7 +480,7 @@ static void attempt_end(llmux_exchange *ex, int transport_failed, const char *tr
         double ttft = ex->first_token_ns ? ((double)ex->first_token_ns - (double)ex->attempt_start_ns) / 1e6 : -1;
         llmux_stats_end(ex->slots[cand], ok, ttft, (now - (double)ex->attempt_start_ns) / 1e6,
                         ex->res.has_usage ? ex->res.usage.completion_tokens : 0,
-                        ex->err_status == 429 || ex->err_status == 503 ? ex->retry_after_ms : 0);
+                        ex->retry_after_ms);
     }
     ex->attempt_over = 1;
     release_call(ex);

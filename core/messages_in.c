@@ -189,7 +189,7 @@ static int tool_result(tx *t, int blk, llmux_buf *extra, const char *where)
         for (int k = 0, n = d->tok[content].size; k < n; k++) {
             int part = llmux_json_at(d, content, k);
             char w[96];
-            snprintf(w, sizeof w, "%s.content.%d", where, k);
+            if (snprintf(w, sizeof w, "%s.content.%d", where, k) >= (int)sizeof w) w[sizeof w - 1] = '\0';
             if (!is(d, part, LLMUX_JSON_OBJECT)) return bad(t, "%s: Input should be an object", w);
             if (type_is(d, part, "text")) {
                 int text = llmux_json_get(d, part, "text");
