@@ -6,6 +6,7 @@
 #include "log.h"
 #include "upstream.h"
 #include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,8 +152,9 @@ static void on_drain(llmux_handler *h)
 
 llmux_exchange *llmux_exchange_new(llmux_conn *c, const llmux_output_ops *out, int api)
 {
-    llmux_exchange *ex = calloc(1, sizeof *ex);
+    llmux_exchange *ex = malloc(sizeof *ex);
     if (!ex) return NULL;
+    memset(ex, 0, offsetof(llmux_exchange, cands));
     ex->handler.on_abort = on_abort;
     ex->handler.on_drain = on_drain;
     ex->conn = c;

@@ -73,10 +73,7 @@ typedef struct llmux_exchange {
     int stream;
     int include_usage;
 
-    llmux_candidate cands[LLMUX_MAX_CANDIDATES];
-    llmux_stats_slot *slots[LLMUX_MAX_CANDIDATES];
     int ncands;
-    llmux_attempt plan[LLMUX_MAX_CANDIDATES];
     int nplan, attempt;
 
     /* current attempt */
@@ -111,7 +108,6 @@ typedef struct llmux_exchange {
     char gen_id[40];
     int64_t created;
     uint64_t start_ns, first_token_ns;
-    int tool_seen[64];
     const char *key_label;
     /* accounts (accounts.c) */
     struct llmux_key *acct_key; /* the calling key (auth = "keys") */
@@ -119,6 +115,13 @@ typedef struct llmux_exchange {
     int acct_recorded;
     size_t streamed_chars;      /* content bytes streamed (usage estimate for cancelled streams) */
     llmux_anthropic_out anth; /* Anthropic writer state (out_anthropic.c) */
+
+    /* Scratch: large arrays written before they are read, so they are not
+     * zeroed at allocation (keeps the per-request memset small). */
+    llmux_candidate cands[LLMUX_MAX_CANDIDATES];
+    llmux_stats_slot *slots[LLMUX_MAX_CANDIDATES];
+    llmux_attempt plan[LLMUX_MAX_CANDIDATES];
+    int tool_seen[64]; /* cleared at each attempt */
 } llmux_exchange;
 
 /* Route handlers (chat.c): */

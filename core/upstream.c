@@ -1,6 +1,7 @@
 #include "upstream.h"
 #include "buf.h"
 #include "log.h"
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -10,8 +11,9 @@ struct llmux_upstream {
     CURLM *multi;
     uv_timer_t timer;
     int closing;
-    int running_socket_action; /* guards against re-entrant info processing */
     llmux_xfer *xfers;         /* live transfers (for close) */
+    CURL *idle[64];            /* reset easy handles kept for reuse (saves curl's per-handle setup) */
+    int n_idle;
 };
 
 struct llmux_xfer {
@@ -22,12 +24,13 @@ struct llmux_xfer {
     llmux_xfer_cb cb;
     void *ud;
     llmux_buf hdr_store;       /* "name\0value\0" pairs */
-    llmux_kv hdr_kv[64];
-    size_t hdr_off[64][2];
     int n_hdr;
     int status;
     int headers_delivered;
     int paused;
+    /* written before read: not zeroed at allocation */
+    llmux_kv hdr_kv[64];
+    size_t hdr_off[64][2];
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -124,7 +127,12 @@ static void xfer_free(llmux_xfer *x)
     if (x->prev) x->prev->next = x->next; else u->xfers = x->next;
     if (x->next) x->next->prev = x->prev;
     curl_multi_remove_handle(u->multi, x->easy);
-    curl_easy_cleanup(x->easy);
+    if (!u->closing && u->n_idle < (int)(sizeof u->idle / sizeof u->idle[0])) {
+        curl_easy_reset(x->easy);
+        u->idle[u->n_idle++] = x->easy;
+    } else {
+        curl_easy_cleanup(x->easy);
+    }
     curl_slist_free_all(x->headers);
     llmux_buf_free(&x->hdr_store);
     free(x);
@@ -133,14 +141,15 @@ static void xfer_free(llmux_xfer *x)
 static void on_timer_closed(uv_handle_t *h)
 {
     llmux_upstream *u = h->data;
+    while (u->n_idle) curl_easy_cleanup(u->idle[--u->n_idle]);
     curl_multi_cleanup(u->multi);
     free(u);
 }
 
 void llmux_upstream_close(llmux_upstream *u)
 {
-    while (u->xfers) xfer_free(u->xfers);
     u->closing = 1;
+    while (u->xfers) xfer_free(u->xfers);
     uv_close((uv_handle_t *)&u->timer, on_timer_closed);
 }
 
@@ -222,8 +231,12 @@ static void check_done(llmux_upstream *u)
 llmux_xfer *llmux_xfer_start(llmux_upstream *u, const llmux_xfer_req *req, const llmux_xfer_cb *cb,
                              void *ud, char *err, size_t errlen)
 {
-    llmux_xfer *x = calloc(1, sizeof *x);
-    CURL *e = curl_easy_init();
+    llmux_xfer *x = malloc(sizeof *x);
+    if (x) {
+        memset(x, 0, offsetof(llmux_xfer, hdr_kv));
+        x->errbuf[0] = '\0';
+    }
+    CURL *e = u->n_idle ? u->idle[--u->n_idle] : curl_easy_init();
     if (!x || !e) {
         free(x);
         if (e) curl_easy_cleanup(e);
