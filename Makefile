@@ -6,7 +6,7 @@ BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 APT_PACKAGES = build-essential cmake pkg-config libuv1-dev libcurl4-openssl-dev libjsmn-dev \
-               liblua5.4-dev node-llhttp libcmocka-dev libsqlite3-dev nodejs npm curl \
+               liblua5.4-dev node-llhttp libcmocka-dev libsqlite3-dev curl \
                libpq-dev libhiredis-dev libssl-dev
 
 .PHONY: all deps build run test test-sanitize bench install clean
@@ -15,6 +15,8 @@ all: build
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
