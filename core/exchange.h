@@ -13,7 +13,7 @@
 #include "upstream.h"
 #include "worker.h"
 
-#define LLMUX_MAX_CANDIDATES 64
+#define LLMUX_MAX_CANDIDATES 32 /* endpoints of the model plus its fallbacks that one request may consider */
 
 typedef struct {
     llmux_buf id, name, args;

@@ -23,10 +23,10 @@ struct llmux_conn {
     size_t backlog;           /* bytes queued in uv_write, not yet written */
     size_t header_bytes;
     llmux_buf url, hdrs, body, pending; /* pending: bytes received while busy */
-    size_t hdr_name_start[128], hdr_value_start[128];
+    size_t hdr_name_start[64], hdr_value_start[64];
     int n_hdr;
     int in_value;
-    llmux_kv kv[128];
+    llmux_kv kv[64];
     int too_many_headers;
     llmux_http_request req;
     llmux_handler *h;
@@ -489,7 +489,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->next = w->conns;
     if (w->conns) w->conns->prev = c;
     w->conns = c;
-    w->n_conns++;
+    if (++w->n_conns > w->conn_peak) w->conn_peak = w->n_conns;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || w->stopping ||
         w->n_conns > w->rt->cfg->limits.max_connections) {
         conn_close(c);

@@ -263,6 +263,9 @@ llmux_xfer *llmux_xfer_start(llmux_upstream *u, const llmux_xfer_req *req, const
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    /* Streams are many and their chunks small: a smaller receive buffer keeps
+     * memory per open stream down (curl's default is 16 KiB per transfer). */
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 8192L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* gzip etc. if the upstream wants */

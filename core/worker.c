@@ -2,6 +2,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "upstream.h"
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -61,10 +62,22 @@ static void on_shutdown_timer(uv_timer_t *t)
     llmux_http_close_all(w);
     uv_close((uv_handle_t *)&w->wake, NULL);
     uv_close((uv_handle_t *)&w->shutdown_timer, NULL);
+    uv_close((uv_handle_t *)&w->trim_timer, NULL);
     llmux_upstream_close(w->up);
 }
 
 static void on_check_drained(uv_timer_t *t);
+
+/* After a burst of connections (e.g. thousands of streams) has gone, give
+ * the freed memory back to the OS instead of letting the allocator keep it. */
+static void on_trim(uv_timer_t *t)
+{
+    llmux_worker *w = t->data;
+    if (w->conn_peak >= 256 && w->n_conns < w->conn_peak / 4) {
+        malloc_trim(0);
+        w->conn_peak = w->n_conns;
+    }
+}
 
 static void on_wake(uv_async_t *a)
 {
@@ -113,6 +126,10 @@ int llmux_workers_start(int n, const char *host, int port, char *err, size_t err
         w->wake.data = w;
         uv_timer_init(&w->loop, &w->shutdown_timer);
         w->shutdown_timer.data = w;
+        uv_timer_init(&w->loop, &w->trim_timer);
+        w->trim_timer.data = w;
+        uv_timer_start(&w->trim_timer, on_trim, 2000, 2000);
+        uv_unref((uv_handle_t *)&w->trim_timer);
         w->up = llmux_upstream_new(&w->loop);
         llmux_worker_refresh(w);
         if (!w->up || !w->rt || !w->router) { snprintf(err, errlen, "worker %d: initialisation failed", i); return -1; }

@@ -25,6 +25,8 @@ typedef struct llmux_worker {
     struct llmux_conn *conns; /* intrusive list of open connections */
     int n_conns;
     int n_busy;               /* connections with a request in progress */
+    int conn_peak;            /* most connections open since the last memory trim */
+    uv_timer_t trim_timer;
     int stopping;
     atomic_int stop_requested;
     uint64_t rng;             /* xorshift state for ids and routing */
