@@ -133,7 +133,7 @@ describe('POST /v1/messages (Anthropic Messages in)', { skip: skipNoBinary, time
         models: [
           model('mock/echo', [endpoint('mock', 'echo')]),
           model('mock/lorem', [endpoint('mock', 'lorem', { options: { delay_ms: '2', tokens: '12' } })]),
-          model('openai/gpt-test', [endpoint('oa', 'gpt-4o')]),
+          model('openai/gpt-test', [endpoint('oa', 'gpt-4o')], { input_modalities: ['text', 'image', 'file'] }),
           model('openai/slow', [endpoint('oa', 'gpt-4o@delay-700')]),
           model('openai/midstream', [endpoint('oa', 'gpt-4o@error-midstream')]),
           model('openai/limited', [endpoint('oa', 'gpt-4o@fail-429')]),
