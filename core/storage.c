@@ -165,6 +165,20 @@ static void jnum_or_null(llmux_buf *b, const char *v, int as_double)
     else llmux_buf_printf(b, "%lld", strtoll(v, NULL, 10));
 }
 
+/* `key` (the literal `,"name":` before a value), then v as a JSON string or null. */
+static void jkey_str_or_null(llmux_buf *b, const char *key, const char *v)
+{
+    llmux_buf_append_str(b, key);
+    if (v) llmux_buf_append_jstr(b, v); else llmux_buf_append_str(b, "null");
+}
+
+/* `key`, then jnum_or_null(v). */
+static void jkey_num(llmux_buf *b, const char *key, const char *v, int as_double)
+{
+    llmux_buf_append_str(b, key);
+    jnum_or_null(b, v, as_double);
+}
+
 typedef struct {
     llmux_buf *out;
     char *key_hash;
@@ -185,39 +199,26 @@ static int gen_row_cb(void *ud, int nc, const char *const *v)
     llmux_buf_append_jstr(b, v[0]);
     llmux_buf_append_str(b, ",\"model\":");
     llmux_buf_append_jstr(b, v[2] ? v[2] : "");
-    llmux_buf_append_str(b, ",\"provider_name\":");
-    if (v[3]) llmux_buf_append_jstr(b, v[3]); else llmux_buf_append_str(b, "null");
-    llmux_buf_append_str(b, ",\"total_cost\":");
-    jnum_or_null(b, v[17], 1);
-    llmux_buf_append_str(b, ",\"usage\":");
-    jnum_or_null(b, v[17], 1);
+    jkey_str_or_null(b, ",\"provider_name\":", v[3]);
+    jkey_num(b, ",\"total_cost\":", v[17], 1);
+    jkey_num(b, ",\"usage\":", v[17], 1);
     llmux_buf_append_str(b, ",\"created_at\":");
     llmux_buf_append_jstr(b, when);
     llmux_buf_printf(b, ",\"streamed\":%s,\"cancelled\":%s,\"status\":%s,\"latency\":",
                      v[5] && atoi(v[5]) ? "true" : "false", v[6] && atoi(v[6]) ? "true" : "false", v[7] ? v[7] : "0");
     jnum_or_null(b, v[8], 1);
-    llmux_buf_append_str(b, ",\"generation_time\":");
-    jnum_or_null(b, v[9], 1);
-    llmux_buf_append_str(b, ",\"time_to_first_token\":");
-    jnum_or_null(b, v[10], 1);
-    llmux_buf_append_str(b, ",\"moderation_latency\":null,\"finish_reason\":");
-    if (v[11]) llmux_buf_append_jstr(b, v[11]); else llmux_buf_append_str(b, "null");
-    llmux_buf_append_str(b, ",\"native_finish_reason\":");
-    if (v[12]) llmux_buf_append_jstr(b, v[12]); else llmux_buf_append_str(b, "null");
-    llmux_buf_append_str(b, ",\"tokens_prompt\":");
-    jnum_or_null(b, v[13], 0);
-    llmux_buf_append_str(b, ",\"tokens_completion\":");
-    jnum_or_null(b, v[14], 0);
-    llmux_buf_append_str(b, ",\"native_tokens_prompt\":");
-    jnum_or_null(b, v[13], 0);
-    llmux_buf_append_str(b, ",\"native_tokens_completion\":");
-    jnum_or_null(b, v[14], 0);
-    llmux_buf_append_str(b, ",\"native_tokens_reasoning\":");
-    jnum_or_null(b, v[15], 0);
-    llmux_buf_append_str(b, ",\"native_tokens_cached\":");
-    jnum_or_null(b, v[16], 0);
-    llmux_buf_printf(b, ",\"is_byok\":%s,\"upstream_id\":", byok ? "true" : "false");
-    if (v[4]) llmux_buf_append_jstr(b, v[4]); else llmux_buf_append_str(b, "null");
+    jkey_num(b, ",\"generation_time\":", v[9], 1);
+    jkey_num(b, ",\"time_to_first_token\":", v[10], 1);
+    jkey_str_or_null(b, ",\"moderation_latency\":null,\"finish_reason\":", v[11]);
+    jkey_str_or_null(b, ",\"native_finish_reason\":", v[12]);
+    jkey_num(b, ",\"tokens_prompt\":", v[13], 0);
+    jkey_num(b, ",\"tokens_completion\":", v[14], 0);
+    jkey_num(b, ",\"native_tokens_prompt\":", v[13], 0);
+    jkey_num(b, ",\"native_tokens_completion\":", v[14], 0);
+    jkey_num(b, ",\"native_tokens_reasoning\":", v[15], 0);
+    jkey_num(b, ",\"native_tokens_cached\":", v[16], 0);
+    llmux_buf_printf(b, ",\"is_byok\":%s", byok ? "true" : "false");
+    jkey_str_or_null(b, ",\"upstream_id\":", v[4]);
     llmux_buf_append_char(b, '}');
     return 1;
 }
@@ -249,20 +250,13 @@ static int act_row_cb(void *ud, int nc, const char *const *v)
     if (q->n++) llmux_buf_append_char(b, ',');
     llmux_buf_printf(b, "{\"date\":\"%s\",\"model\":", day);
     llmux_buf_append_jstr(b, v[1] ? v[1] : "");
-    llmux_buf_append_str(b, ",\"provider_name\":");
-    if (v[2]) llmux_buf_append_jstr(b, v[2]); else llmux_buf_append_str(b, "null");
-    llmux_buf_append_str(b, ",\"requests\":");
-    jnum_or_null(b, v[3], 0);
-    llmux_buf_append_str(b, ",\"prompt_tokens\":");
-    jnum_or_null(b, v[4], 0);
-    llmux_buf_append_str(b, ",\"completion_tokens\":");
-    jnum_or_null(b, v[5], 0);
-    llmux_buf_append_str(b, ",\"reasoning_tokens\":");
-    jnum_or_null(b, v[6], 0);
-    llmux_buf_append_str(b, ",\"usage\":");
-    jnum_or_null(b, v[7], 1);
-    llmux_buf_append_str(b, ",\"byok_usage_inference\":");
-    jnum_or_null(b, v[8], 1);
+    jkey_str_or_null(b, ",\"provider_name\":", v[2]);
+    jkey_num(b, ",\"requests\":", v[3], 0);
+    jkey_num(b, ",\"prompt_tokens\":", v[4], 0);
+    jkey_num(b, ",\"completion_tokens\":", v[5], 0);
+    jkey_num(b, ",\"reasoning_tokens\":", v[6], 0);
+    jkey_num(b, ",\"usage\":", v[7], 1);
+    jkey_num(b, ",\"byok_usage_inference\":", v[8], 1);
     llmux_buf_append_char(b, '}');
     return 0;
 }
