@@ -108,6 +108,21 @@ static int text_part(tx *t, llmux_buf *pb, int blk, const char *where)
     return 0;
 }
 
+/* A source as a URL string: base64 -> "data:<media_type>;base64,<data>",
+ * url -> the url as given. */
+static void source_url(llmux_buf *pb, const llmux_json *d, int b64, int mt, int data, int url)
+{
+    if (b64) {
+        llmux_buf_append_str(pb, "\"data:");
+        str_body(pb, d, mt);
+        llmux_buf_append_str(pb, ";base64,");
+        str_body(pb, d, data);
+        llmux_buf_append_char(pb, '"');
+    } else {
+        llmux_json_append_raw(pb, d, url);
+    }
+}
+
 /* image / document / text blocks of a user turn -> content parts. */
 static int user_part(tx *t, llmux_buf *pb, int blk, const char *where)
 {
@@ -128,15 +143,7 @@ static int user_part(tx *t, llmux_buf *pb, int blk, const char *where)
     if (img) {
         if (!b64 && !isurl) return bad(t, "%s.source.type: images take a base64 or url source", where);
         llmux_buf_append_str(pb, "{\"type\":\"image_url\",\"image_url\":{\"url\":");
-        if (b64) {
-            llmux_buf_append_str(pb, "\"data:");
-            str_body(pb, d, mt);
-            llmux_buf_append_str(pb, ";base64,");
-            str_body(pb, d, data);
-            llmux_buf_append_char(pb, '"');
-        } else {
-            llmux_json_append_raw(pb, d, url);
-        }
+        source_url(pb, d, b64, mt, data, url);
         llmux_buf_append_char(pb, '}');
         copy_cache_control(pb, d, blk);
         llmux_buf_append_char(pb, '}');
@@ -156,15 +163,7 @@ static int user_part(tx *t, llmux_buf *pb, int blk, const char *where)
     if (is(d, title, LLMUX_JSON_STRING)) llmux_json_append_raw(pb, d, title);
     else llmux_buf_append_str(pb, "\"document.pdf\"");
     llmux_buf_append_str(pb, ",\"file_data\":");
-    if (b64) {
-        llmux_buf_append_str(pb, "\"data:");
-        str_body(pb, d, mt);
-        llmux_buf_append_str(pb, ";base64,");
-        str_body(pb, d, data);
-        llmux_buf_append_char(pb, '"');
-    } else {
-        llmux_json_append_raw(pb, d, url);
-    }
+    source_url(pb, d, b64, mt, data, url);
     llmux_buf_append_char(pb, '}');
     copy_cache_control(pb, d, blk);
     llmux_buf_append_char(pb, '}');
