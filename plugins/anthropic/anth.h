@@ -2,6 +2,7 @@
 #ifndef ANTH_H
 #define ANTH_H
 #include "llmux_plugin.h"
+#include "llmux_plugin_util.h"
 
 #include <stdint.h>
 #include <stddef.h>
@@ -23,38 +24,11 @@ typedef struct {
     int structured;     /* send output_config.format for json_schema */
 } anth_ctx;
 
-/* ---- JSON writer with a sticky error ---------------------------------- */
-typedef struct {
-    const llmux_host *h;
-    llmux_buf *b;
-    int err;
-} anth_jw;
-
-void anth_jw_raw(anth_jw *w, const char *s, size_t n);
-void anth_jw_lit(anth_jw *w, const char *s);
-/* A quoted JSON string from raw (unescaped) text. */
-void anth_jw_str(anth_jw *w, const char *raw, size_t n);
-/* Token i of d as a JSON value (strings re-quoted, already escaped). */
-void anth_jw_tok(anth_jw *w, const llmux_json *d, int i);
-void anth_jw_i64(anth_jw *w, int64_t v);
-
-/* ---- JSON reading helpers ---------------------------------------------- */
-int anth_get(const llmux_host *h, const llmux_json *d, int obj, const char *key);
-int anth_is(const llmux_json *d, int i, llmux_json_type t);
-int anth_is_str(const llmux_host *h, const llmux_json *d, int i, const char *s);
-const char *anth_raw(const llmux_json *d, int i, size_t *n);
-
 /* ---- request translation ------------------------------------------------ */
-/* Refuses with a 400 naming the problem; returns LLMUX_EINVAL. */
-int anth_refuse(llmux_call *c, const llmux_host *h, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
 int anth_build_body(llmux_call *c, const anth_ctx *ctx, llmux_buf *body);
 /* Writes "system" (may write nothing) and "messages" into w. */
-int anth_build_messages(llmux_call *c, const anth_ctx *ctx, anth_jw *w,
-                        anth_jw *sys, int *nsys);
+int anth_build_messages(llmux_call *c, const anth_ctx *ctx, llmux_jw *w, llmux_jw *sys,
+                        int *nsys);
 
 /* ---- response ----------------------------------------------------------- */
 typedef struct {

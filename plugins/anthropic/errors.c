@@ -35,19 +35,19 @@ int anth_emit_error_json(llmux_call *c, const llmux_host *h, int http_status,
     size_t tlen = 0;
     int status;
     if (n && h->json_parse(body, n, &doc) == 0) {
-        int err = anth_get(h, &doc, 0, "error");
-        int t = anth_get(h, &doc, err, "type");
-        int m = anth_get(h, &doc, err, "message");
-        if (anth_is(&doc, t, LLMUX_JSON_STRING)) type = anth_raw(&doc, t, &tlen);
-        if (anth_is(&doc, t, LLMUX_JSON_STRING)) {
+        int err = llmux_jget(h, &doc, 0, "error");
+        int t = llmux_jget(h, &doc, err, "type");
+        int m = llmux_jget(h, &doc, err, "message");
+        if (llmux_jis(&doc, t, LLMUX_JSON_STRING)) type = llmux_jraw(&doc, t, &tlen);
+        if (llmux_jis(&doc, t, LLMUX_JSON_STRING)) {
             h->buf_append_str(&msg, "Anthropic ");
             h->buf_append(&msg, type, tlen);
         } else {
             h->buf_printf(&msg, "Anthropic error (HTTP %d)", http_status);
         }
-        if (anth_is(&doc, m, LLMUX_JSON_STRING)) {
+        if (llmux_jis(&doc, m, LLMUX_JSON_STRING)) {
             size_t ml;
-            const char *ms = anth_raw(&doc, m, &ml);
+            const char *ms = llmux_jraw(&doc, m, &ml);
             h->buf_append_str(&msg, ": ");
             h->buf_append(&msg, ms, ml);
         }

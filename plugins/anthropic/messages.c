@@ -9,7 +9,7 @@ typedef struct {
     llmux_call *c;
     const llmux_host *h;
     const llmux_json *d;
-    anth_jw *w;
+    llmux_jw *w;
     int cur;     /* role of the open message */
     int nmsg;    /* messages written */
     int nblk;    /* blocks in the open message */
@@ -20,26 +20,26 @@ typedef struct {
 static void begin_block(conv *v, int role)
 {
     if (v->inner >= 0) {
-        if (v->inner++) anth_jw_lit(v->w, ",");
+        if (v->inner++) llmux_jw_lit(v->w, ",");
         return;
     }
     if (v->cur != role) {
-        if (v->cur) anth_jw_lit(v->w, "]}");
-        if (v->nmsg++) anth_jw_lit(v->w, ",");
-        anth_jw_lit(v->w, role == ROLE_USER ? "{\"role\":\"user\",\"content\":["
+        if (v->cur) llmux_jw_lit(v->w, "]}");
+        if (v->nmsg++) llmux_jw_lit(v->w, ",");
+        llmux_jw_lit(v->w, role == ROLE_USER ? "{\"role\":\"user\",\"content\":["
                                             : "{\"role\":\"assistant\",\"content\":[");
         v->cur = role;
         v->nblk = 0;
     }
-    if (v->nblk++) anth_jw_lit(v->w, ",");
+    if (v->nblk++) llmux_jw_lit(v->w, ",");
 }
 
 static void copy_cache_control(conv *v, int part)
 {
-    int cc = anth_get(v->h, v->d, part, "cache_control");
-    if (anth_is(v->d, cc, LLMUX_JSON_OBJECT)) {
-        anth_jw_lit(v->w, ",\"cache_control\":");
-        anth_jw_tok(v->w, v->d, cc);
+    int cc = llmux_jget(v->h, v->d, part, "cache_control");
+    if (llmux_jis(v->d, cc, LLMUX_JSON_OBJECT)) {
+        llmux_jw_lit(v->w, ",\"cache_control\":");
+        llmux_jw_tok(v->w, v->d, cc);
     }
 }
 
@@ -47,10 +47,10 @@ static void text_block(conv *v, int role, int str_tok, int part)
 {
     if (v->d->tok[str_tok].end == v->d->tok[str_tok].start) return; /* empty text is rejected upstream */
     begin_block(v, role);
-    anth_jw_lit(v->w, "{\"type\":\"text\",\"text\":");
-    anth_jw_tok(v->w, v->d, str_tok);
+    llmux_jw_lit(v->w, "{\"type\":\"text\",\"text\":");
+    llmux_jw_tok(v->w, v->d, str_tok);
     if (part >= 0) copy_cache_control(v, part);
-    anth_jw_lit(v->w, "}");
+    llmux_jw_lit(v->w, "}");
 }
 
 /* Writes an image/document block from a URL (http(s) or base64 data URL). */
@@ -58,8 +58,8 @@ static int media_block(conv *v, int role, int url_tok, int part, int is_doc, con
 {
     llmux_buf u = {0};
     int rc = 0;
-    if (!anth_is(v->d, url_tok, LLMUX_JSON_STRING))
-        return anth_refuse(v->c, v->h, "%s part without a url", what);
+    if (!llmux_jis(v->d, url_tok, LLMUX_JSON_STRING))
+        return llmux_refuse(v->c, v->h, "%s part without a url", what);
     if (v->h->json_unescape(v->d, url_tok, &u) != 0) return LLMUX_ENOMEM;
     const char *s = u.data ? u.data : "";
     size_t n = u.len;
@@ -73,34 +73,34 @@ static int media_block(conv *v, int role, int url_tok, int part, int is_doc, con
             mlen = (size_t)(comma - 7 - (s + 5));
         }
         if (!b64) {
-            rc = anth_refuse(v->c, v->h, "%s part: only base64 data: URLs are supported", what);
+            rc = llmux_refuse(v->c, v->h, "%s part: only base64 data: URLs are supported", what);
             goto out;
         }
         if (is_doc && !(mlen == 15 && memcmp(s + 5, "application/pdf", 15) == 0)) {
-            rc = anth_refuse(v->c, v->h, "file part: only PDF files can be sent to Anthropic");
+            rc = llmux_refuse(v->c, v->h, "file part: only PDF files can be sent to Anthropic");
             goto out;
         }
         begin_block(v, role);
-        anth_jw_lit(v->w, "{\"type\":\"");
-        anth_jw_lit(v->w, type);
-        anth_jw_lit(v->w, "\",\"source\":{\"type\":\"base64\",\"media_type\":");
-        anth_jw_str(v->w, s + 5, mlen);
-        anth_jw_lit(v->w, ",\"data\":");
-        anth_jw_str(v->w, b64, n - (size_t)(b64 - s));
-        anth_jw_lit(v->w, "}");
+        llmux_jw_lit(v->w, "{\"type\":\"");
+        llmux_jw_lit(v->w, type);
+        llmux_jw_lit(v->w, "\",\"source\":{\"type\":\"base64\",\"media_type\":");
+        llmux_jw_str(v->w, s + 5, mlen);
+        llmux_jw_lit(v->w, ",\"data\":");
+        llmux_jw_str(v->w, b64, n - (size_t)(b64 - s));
+        llmux_jw_lit(v->w, "}");
     } else if ((n > 7 && memcmp(s, "http://", 7) == 0) || (n > 8 && memcmp(s, "https://", 8) == 0)) {
         begin_block(v, role);
-        anth_jw_lit(v->w, "{\"type\":\"");
-        anth_jw_lit(v->w, type);
-        anth_jw_lit(v->w, "\",\"source\":{\"type\":\"url\",\"url\":");
-        anth_jw_str(v->w, s, n);
-        anth_jw_lit(v->w, "}");
+        llmux_jw_lit(v->w, "{\"type\":\"");
+        llmux_jw_lit(v->w, type);
+        llmux_jw_lit(v->w, "\",\"source\":{\"type\":\"url\",\"url\":");
+        llmux_jw_str(v->w, s, n);
+        llmux_jw_lit(v->w, "}");
     } else {
-        rc = anth_refuse(v->c, v->h, "%s part: url must be http(s) or a base64 data: URL", what);
+        rc = llmux_refuse(v->c, v->h, "%s part: url must be http(s) or a base64 data: URL", what);
         goto out;
     }
     copy_cache_control(v, part);
-    anth_jw_lit(v->w, "}");
+    llmux_jw_lit(v->w, "}");
 out:
     v->h->buf_free(&u);
     return rc;
@@ -111,29 +111,29 @@ static int part_block(conv *v, int role, int part)
 {
     const llmux_host *h = v->h;
     const llmux_json *d = v->d;
-    int type = anth_get(h, d, part, "type");
-    if (anth_is_str(h, d, type, "text")) {
-        int t = anth_get(h, d, part, "text");
-        if (!anth_is(d, t, LLMUX_JSON_STRING))
-            return anth_refuse(v->c, h, "text part without a text string");
+    int type = llmux_jget(h, d, part, "type");
+    if (llmux_jis_str(h, d, type, "text")) {
+        int t = llmux_jget(h, d, part, "text");
+        if (!llmux_jis(d, t, LLMUX_JSON_STRING))
+            return llmux_refuse(v->c, h, "text part without a text string");
         text_block(v, role, t, part);
         return 0;
     }
-    if (anth_is_str(h, d, type, "image_url")) {
-        int iu = anth_get(h, d, part, "image_url");
-        int url = anth_is(d, iu, LLMUX_JSON_STRING) ? iu : anth_get(h, d, iu, "url");
+    if (llmux_jis_str(h, d, type, "image_url")) {
+        int iu = llmux_jget(h, d, part, "image_url");
+        int url = llmux_jis(d, iu, LLMUX_JSON_STRING) ? iu : llmux_jget(h, d, iu, "url");
         return media_block(v, role, url, part, 0, "image_url");
     }
-    if (anth_is_str(h, d, type, "file")) {
-        int f = anth_get(h, d, part, "file");
-        int fd = anth_get(h, d, f, "file_data");
+    if (llmux_jis_str(h, d, type, "file")) {
+        int f = llmux_jget(h, d, part, "file");
+        int fd = llmux_jget(h, d, f, "file_data");
         if (fd < 0)
-            return anth_refuse(v->c, h, "file part: only inline file_data is supported (no file_id)");
+            return llmux_refuse(v->c, h, "file part: only inline file_data is supported (no file_id)");
         return media_block(v, role, fd, part, 1, "file");
     }
-    if (anth_is_str(h, d, type, "input_audio"))
-        return anth_refuse(v->c, h, "input_audio parts are not supported by Anthropic models");
-    return anth_refuse(v->c, h, "unsupported content part type");
+    if (llmux_jis_str(h, d, type, "input_audio"))
+        return llmux_refuse(v->c, h, "input_audio parts are not supported by Anthropic models");
+    return llmux_refuse(v->c, h, "unsupported content part type");
 }
 
 /* content: string or array of parts. */
@@ -146,7 +146,7 @@ static int content_blocks(conv *v, int role, int content)
         return 0;
     }
     if (d->tok[content].type != LLMUX_JSON_ARRAY)
-        return anth_refuse(v->c, v->h, "message content must be a string or an array of parts");
+        return llmux_refuse(v->c, v->h, "message content must be a string or an array of parts");
     int it = content + 1;
     for (int k = 0; k < d->tok[content].size; k++, it = v->h->json_skip(d, it)) {
         int rc = part_block(v, role, it);
@@ -160,29 +160,29 @@ static void reasoning_blocks(conv *v, int details)
 {
     const llmux_host *h = v->h;
     const llmux_json *d = v->d;
-    if (!anth_is(d, details, LLMUX_JSON_ARRAY)) return;
+    if (!llmux_jis(d, details, LLMUX_JSON_ARRAY)) return;
     int it = details + 1;
     for (int k = 0; k < d->tok[details].size; k++, it = h->json_skip(d, it)) {
-        int type = anth_get(h, d, it, "type");
-        int fmt = anth_get(h, d, it, "format");
-        if (fmt >= 0 && !anth_is_str(h, d, fmt, "anthropic-claude-v1")) continue;
-        if (anth_is_str(h, d, type, "reasoning.text")) {
-            int text = anth_get(h, d, it, "text");
-            int sig = anth_get(h, d, it, "signature");
-            if (!anth_is(d, sig, LLMUX_JSON_STRING) || !anth_is(d, text, LLMUX_JSON_STRING)) continue;
+        int type = llmux_jget(h, d, it, "type");
+        int fmt = llmux_jget(h, d, it, "format");
+        if (fmt >= 0 && !llmux_jis_str(h, d, fmt, "anthropic-claude-v1")) continue;
+        if (llmux_jis_str(h, d, type, "reasoning.text")) {
+            int text = llmux_jget(h, d, it, "text");
+            int sig = llmux_jget(h, d, it, "signature");
+            if (!llmux_jis(d, sig, LLMUX_JSON_STRING) || !llmux_jis(d, text, LLMUX_JSON_STRING)) continue;
             begin_block(v, ROLE_ASSISTANT);
-            anth_jw_lit(v->w, "{\"type\":\"thinking\",\"thinking\":");
-            anth_jw_tok(v->w, d, text);
-            anth_jw_lit(v->w, ",\"signature\":");
-            anth_jw_tok(v->w, d, sig);
-            anth_jw_lit(v->w, "}");
-        } else if (anth_is_str(h, d, type, "reasoning.encrypted")) {
-            int data = anth_get(h, d, it, "data");
-            if (!anth_is(d, data, LLMUX_JSON_STRING)) continue;
+            llmux_jw_lit(v->w, "{\"type\":\"thinking\",\"thinking\":");
+            llmux_jw_tok(v->w, d, text);
+            llmux_jw_lit(v->w, ",\"signature\":");
+            llmux_jw_tok(v->w, d, sig);
+            llmux_jw_lit(v->w, "}");
+        } else if (llmux_jis_str(h, d, type, "reasoning.encrypted")) {
+            int data = llmux_jget(h, d, it, "data");
+            if (!llmux_jis(d, data, LLMUX_JSON_STRING)) continue;
             begin_block(v, ROLE_ASSISTANT);
-            anth_jw_lit(v->w, "{\"type\":\"redacted_thinking\",\"data\":");
-            anth_jw_tok(v->w, d, data);
-            anth_jw_lit(v->w, "}");
+            llmux_jw_lit(v->w, "{\"type\":\"redacted_thinking\",\"data\":");
+            llmux_jw_tok(v->w, d, data);
+            llmux_jw_lit(v->w, "}");
         }
     }
 }
@@ -192,47 +192,47 @@ static int tool_use_block(conv *v, int mi, int k, int tc)
 {
     const llmux_host *h = v->h;
     const llmux_json *d = v->d;
-    int id = anth_get(h, d, tc, "id");
-    int fn = anth_get(h, d, tc, "function");
-    int name = anth_get(h, d, fn, "name");
-    int args = anth_get(h, d, fn, "arguments");
-    if (!anth_is(d, id, LLMUX_JSON_STRING) || !anth_is(d, name, LLMUX_JSON_STRING))
-        return anth_refuse(v->c, h, "messages[%d].tool_calls[%d] needs an id and function.name", mi, k);
+    int id = llmux_jget(h, d, tc, "id");
+    int fn = llmux_jget(h, d, tc, "function");
+    int name = llmux_jget(h, d, fn, "name");
+    int args = llmux_jget(h, d, fn, "arguments");
+    if (!llmux_jis(d, id, LLMUX_JSON_STRING) || !llmux_jis(d, name, LLMUX_JSON_STRING))
+        return llmux_refuse(v->c, h, "messages[%d].tool_calls[%d] needs an id and function.name", mi, k);
     llmux_buf a = {0};
     llmux_json parsed = {0};
     int rc = 0;
-    if (anth_is(d, args, LLMUX_JSON_OBJECT)) {
+    if (llmux_jis(d, args, LLMUX_JSON_OBJECT)) {
         begin_block(v, ROLE_ASSISTANT);
-        anth_jw_lit(v->w, "{\"type\":\"tool_use\",\"id\":");
-        anth_jw_tok(v->w, d, id);
-        anth_jw_lit(v->w, ",\"name\":");
-        anth_jw_tok(v->w, d, name);
-        anth_jw_lit(v->w, ",\"input\":");
-        anth_jw_tok(v->w, d, args);
-        anth_jw_lit(v->w, "}");
+        llmux_jw_lit(v->w, "{\"type\":\"tool_use\",\"id\":");
+        llmux_jw_tok(v->w, d, id);
+        llmux_jw_lit(v->w, ",\"name\":");
+        llmux_jw_tok(v->w, d, name);
+        llmux_jw_lit(v->w, ",\"input\":");
+        llmux_jw_tok(v->w, d, args);
+        llmux_jw_lit(v->w, "}");
         return 0;
     }
-    if (anth_is(d, args, LLMUX_JSON_STRING) && h->json_unescape(d, args, &a) != 0) return LLMUX_ENOMEM;
+    if (llmux_jis(d, args, LLMUX_JSON_STRING) && h->json_unescape(d, args, &a) != 0) return LLMUX_ENOMEM;
     size_t p = 0;
     while (p < a.len && (a.data[p] == ' ' || a.data[p] == '\n' || a.data[p] == '\t' || a.data[p] == '\r')) p++;
     int empty = p == a.len;
     if (!empty && (h->json_parse(a.data, a.len, &parsed) != 0 || parsed.ntok < 1 ||
                    parsed.tok[0].type != LLMUX_JSON_OBJECT)) {
-        rc = anth_refuse(v->c, h,
-                         "messages[%d].tool_calls[%d].function.arguments is not a valid JSON object", mi, k);
+        rc = llmux_refuse(v->c, h,
+                          "messages[%d].tool_calls[%d].function.arguments is not a valid JSON object", mi, k);
         goto out;
     }
     begin_block(v, ROLE_ASSISTANT);
-    anth_jw_lit(v->w, "{\"type\":\"tool_use\",\"id\":");
-    anth_jw_tok(v->w, d, id);
-    anth_jw_lit(v->w, ",\"name\":");
-    anth_jw_tok(v->w, d, name);
-    anth_jw_lit(v->w, ",\"input\":");
+    llmux_jw_lit(v->w, "{\"type\":\"tool_use\",\"id\":");
+    llmux_jw_tok(v->w, d, id);
+    llmux_jw_lit(v->w, ",\"name\":");
+    llmux_jw_tok(v->w, d, name);
+    llmux_jw_lit(v->w, ",\"input\":");
     if (empty)
-        anth_jw_lit(v->w, "{}");
+        llmux_jw_lit(v->w, "{}");
     else
-        anth_jw_raw(v->w, a.data + parsed.tok[0].start, (size_t)(parsed.tok[0].end - parsed.tok[0].start));
-    anth_jw_lit(v->w, "}");
+        llmux_jw_raw(v->w, a.data + parsed.tok[0].start, (size_t)(parsed.tok[0].end - parsed.tok[0].start));
+    llmux_jw_lit(v->w, "}");
 out:
     if (parsed.tok) h->json_release(&parsed);
     h->buf_free(&a);
@@ -243,102 +243,102 @@ static int tool_result_block(conv *v, int mi, int msg)
 {
     const llmux_host *h = v->h;
     const llmux_json *d = v->d;
-    int id = anth_get(h, d, msg, "tool_call_id");
-    int content = anth_get(h, d, msg, "content");
-    if (!anth_is(d, id, LLMUX_JSON_STRING))
-        return anth_refuse(v->c, h, "messages[%d]: tool message without tool_call_id", mi);
+    int id = llmux_jget(h, d, msg, "tool_call_id");
+    int content = llmux_jget(h, d, msg, "content");
+    if (!llmux_jis(d, id, LLMUX_JSON_STRING))
+        return llmux_refuse(v->c, h, "messages[%d]: tool message without tool_call_id", mi);
     begin_block(v, ROLE_USER);
-    anth_jw_lit(v->w, "{\"type\":\"tool_result\",\"tool_use_id\":");
-    anth_jw_tok(v->w, d, id);
-    if (anth_is(d, content, LLMUX_JSON_STRING)) {
-        anth_jw_lit(v->w, ",\"content\":");
-        anth_jw_tok(v->w, d, content);
-    } else if (anth_is(d, content, LLMUX_JSON_ARRAY)) {
-        anth_jw_lit(v->w, ",\"content\":[");
+    llmux_jw_lit(v->w, "{\"type\":\"tool_result\",\"tool_use_id\":");
+    llmux_jw_tok(v->w, d, id);
+    if (llmux_jis(d, content, LLMUX_JSON_STRING)) {
+        llmux_jw_lit(v->w, ",\"content\":");
+        llmux_jw_tok(v->w, d, content);
+    } else if (llmux_jis(d, content, LLMUX_JSON_ARRAY)) {
+        llmux_jw_lit(v->w, ",\"content\":[");
         v->inner = 0;
         int rc = content_blocks(v, ROLE_USER, content);
         v->inner = -1;
         if (rc) return rc;
-        anth_jw_lit(v->w, "]");
+        llmux_jw_lit(v->w, "]");
     }
-    anth_jw_lit(v->w, "}");
+    llmux_jw_lit(v->w, "}");
     return 0;
 }
 
 /* system/developer content -> top-level system text blocks. */
-static int system_blocks(conv *v, anth_jw *sys, int *nsys, int content)
+static int system_blocks(conv *v, llmux_jw *sys, int *nsys, int content)
 {
     const llmux_host *h = v->h;
     const llmux_json *d = v->d;
-    if (anth_is(d, content, LLMUX_JSON_STRING)) {
+    if (llmux_jis(d, content, LLMUX_JSON_STRING)) {
         if (d->tok[content].end == d->tok[content].start) return 0;
-        if ((*nsys)++) anth_jw_lit(sys, ",");
-        anth_jw_lit(sys, "{\"type\":\"text\",\"text\":");
-        anth_jw_tok(sys, d, content);
-        anth_jw_lit(sys, "}");
+        if ((*nsys)++) llmux_jw_lit(sys, ",");
+        llmux_jw_lit(sys, "{\"type\":\"text\",\"text\":");
+        llmux_jw_tok(sys, d, content);
+        llmux_jw_lit(sys, "}");
         return 0;
     }
-    if (!anth_is(d, content, LLMUX_JSON_ARRAY)) return 0;
+    if (!llmux_jis(d, content, LLMUX_JSON_ARRAY)) return 0;
     int it = content + 1;
     for (int k = 0; k < d->tok[content].size; k++, it = h->json_skip(d, it)) {
-        int t = anth_get(h, d, it, "text");
-        if (!anth_is_str(h, d, anth_get(h, d, it, "type"), "text") || !anth_is(d, t, LLMUX_JSON_STRING))
-            return anth_refuse(v->c, h, "system messages may contain only text parts");
-        if ((*nsys)++) anth_jw_lit(sys, ",");
-        anth_jw_lit(sys, "{\"type\":\"text\",\"text\":");
-        anth_jw_tok(sys, d, t);
-        int cc = anth_get(h, d, it, "cache_control");
-        if (anth_is(d, cc, LLMUX_JSON_OBJECT)) {
-            anth_jw_lit(sys, ",\"cache_control\":");
-            anth_jw_tok(sys, d, cc);
+        int t = llmux_jget(h, d, it, "text");
+        if (!llmux_jis_str(h, d, llmux_jget(h, d, it, "type"), "text") || !llmux_jis(d, t, LLMUX_JSON_STRING))
+            return llmux_refuse(v->c, h, "system messages may contain only text parts");
+        if ((*nsys)++) llmux_jw_lit(sys, ",");
+        llmux_jw_lit(sys, "{\"type\":\"text\",\"text\":");
+        llmux_jw_tok(sys, d, t);
+        int cc = llmux_jget(h, d, it, "cache_control");
+        if (llmux_jis(d, cc, LLMUX_JSON_OBJECT)) {
+            llmux_jw_lit(sys, ",\"cache_control\":");
+            llmux_jw_tok(sys, d, cc);
         }
-        anth_jw_lit(sys, "}");
+        llmux_jw_lit(sys, "}");
     }
     return 0;
 }
 
-int anth_build_messages(llmux_call *c, const anth_ctx *ctx, anth_jw *w, anth_jw *sys, int *nsys)
+int anth_build_messages(llmux_call *c, const anth_ctx *ctx, llmux_jw *w, llmux_jw *sys, int *nsys)
 {
     const llmux_json *d = &c->req->body;
     conv v = {c, ctx->h, d, w, ROLE_NONE, 0, 0, -1};
     const llmux_host *h = ctx->h;
-    int msgs = anth_get(h, d, 0, "messages");
+    int msgs = llmux_jget(h, d, 0, "messages");
     int rc = 0;
 
-    anth_jw_lit(w, "\"messages\":[");
-    if (!anth_is(d, msgs, LLMUX_JSON_ARRAY)) {
-        int prompt = anth_get(h, d, 0, "prompt");
-        if (!anth_is(d, prompt, LLMUX_JSON_STRING))
-            return anth_refuse(c, h, "messages must be an array");
+    llmux_jw_lit(w, "\"messages\":[");
+    if (!llmux_jis(d, msgs, LLMUX_JSON_ARRAY)) {
+        int prompt = llmux_jget(h, d, 0, "prompt");
+        if (!llmux_jis(d, prompt, LLMUX_JSON_STRING))
+            return llmux_refuse(c, h, "messages must be an array");
         text_block(&v, ROLE_USER, prompt, -1);
     } else {
         int it = msgs + 1;
         for (int mi = 0; mi < d->tok[msgs].size && !rc; mi++, it = h->json_skip(d, it)) {
-            int role = anth_get(h, d, it, "role");
-            int content = anth_get(h, d, it, "content");
-            if (anth_is_str(h, d, role, "system") || anth_is_str(h, d, role, "developer")) {
+            int role = llmux_jget(h, d, it, "role");
+            int content = llmux_jget(h, d, it, "content");
+            if (llmux_jis_str(h, d, role, "system") || llmux_jis_str(h, d, role, "developer")) {
                 rc = system_blocks(&v, sys, nsys, content);
-            } else if (anth_is_str(h, d, role, "user")) {
+            } else if (llmux_jis_str(h, d, role, "user")) {
                 rc = content_blocks(&v, ROLE_USER, content);
-            } else if (anth_is_str(h, d, role, "assistant")) {
-                reasoning_blocks(&v, anth_get(h, d, it, "reasoning_details"));
+            } else if (llmux_jis_str(h, d, role, "assistant")) {
+                reasoning_blocks(&v, llmux_jget(h, d, it, "reasoning_details"));
                 rc = content_blocks(&v, ROLE_ASSISTANT, content);
-                int tcs = anth_get(h, d, it, "tool_calls");
-                if (!rc && anth_is(d, tcs, LLMUX_JSON_ARRAY)) {
+                int tcs = llmux_jget(h, d, it, "tool_calls");
+                if (!rc && llmux_jis(d, tcs, LLMUX_JSON_ARRAY)) {
                     int tc = tcs + 1;
                     for (int k = 0; k < d->tok[tcs].size && !rc; k++, tc = h->json_skip(d, tc))
                         rc = tool_use_block(&v, mi, k, tc);
                 }
-            } else if (anth_is_str(h, d, role, "tool")) {
+            } else if (llmux_jis_str(h, d, role, "tool")) {
                 rc = tool_result_block(&v, mi, it);
             } else {
-                rc = anth_refuse(c, h, "messages[%d]: unsupported role", mi);
+                rc = llmux_refuse(c, h, "messages[%d]: unsupported role", mi);
             }
         }
     }
     if (rc) return rc;
-    if (v.cur) anth_jw_lit(w, "]}");
-    anth_jw_lit(w, "]");
-    if (v.nmsg == 0) return anth_refuse(c, h, "the conversation has no user or assistant content");
+    if (v.cur) llmux_jw_lit(w, "]}");
+    llmux_jw_lit(w, "]");
+    if (v.nmsg == 0) return llmux_refuse(c, h, "the conversation has no user or assistant content");
     return w->err;
 }

@@ -15,11 +15,11 @@ static void read_usage(ev *e, int u)
     const llmux_host *h = e->h;
     int64_t v;
     int i;
-    if ((i = anth_get(h, e->d, u, "input_tokens")) >= 0 && h->json_int(e->d, i, &v) == 0) e->st->in_tok = v;
-    if ((i = anth_get(h, e->d, u, "output_tokens")) >= 0 && h->json_int(e->d, i, &v) == 0) e->st->out_tok = v;
-    if ((i = anth_get(h, e->d, u, "cache_read_input_tokens")) >= 0 && h->json_int(e->d, i, &v) == 0)
+    if ((i = llmux_jget(h, e->d, u, "input_tokens")) >= 0 && h->json_int(e->d, i, &v) == 0) e->st->in_tok = v;
+    if ((i = llmux_jget(h, e->d, u, "output_tokens")) >= 0 && h->json_int(e->d, i, &v) == 0) e->st->out_tok = v;
+    if ((i = llmux_jget(h, e->d, u, "cache_read_input_tokens")) >= 0 && h->json_int(e->d, i, &v) == 0)
         e->st->cache_read = v;
-    if ((i = anth_get(h, e->d, u, "cache_creation_input_tokens")) >= 0 && h->json_int(e->d, i, &v) == 0)
+    if ((i = llmux_jget(h, e->d, u, "cache_creation_input_tokens")) >= 0 && h->json_int(e->d, i, &v) == 0)
         e->st->cache_write = v;
 }
 
@@ -43,8 +43,8 @@ static anth_block *block_at(ev *e, int idx_tok, int create)
 static int append_str_tok(ev *e, llmux_buf *b, int t)
 {
     size_t n;
-    if (!anth_is(e->d, t, LLMUX_JSON_STRING)) return 0;
-    const char *s = anth_raw(e->d, t, &n);
+    if (!llmux_jis(e->d, t, LLMUX_JSON_STRING)) return 0;
+    const char *s = llmux_jraw(e->d, t, &n);
     return e->h->buf_append(b, s, n);
 }
 
@@ -67,48 +67,48 @@ static int block_start(ev *e)
 {
     const llmux_host *h = e->h;
     const llmux_json *d = e->d;
-    anth_block *b = block_at(e, anth_get(h, d, 0, "index"), 1);
-    int cb = anth_get(h, d, 0, "content_block");
-    int type = anth_get(h, d, cb, "type");
+    anth_block *b = block_at(e, llmux_jget(h, d, 0, "index"), 1);
+    int cb = llmux_jget(h, d, 0, "content_block");
+    int type = llmux_jget(h, d, cb, "type");
     if (!b) return LLMUX_EPROTO;
-    if (anth_is_str(h, d, type, "text")) {
+    if (llmux_jis_str(h, d, type, "text")) {
         b->kind = 't';
         size_t n;
-        int t = anth_get(h, d, cb, "text");
-        if (anth_is(d, t, LLMUX_JSON_STRING) && d->tok[t].end > d->tok[t].start) {
-            const char *s = anth_raw(d, t, &n);
+        int t = llmux_jget(h, d, cb, "text");
+        if (llmux_jis(d, t, LLMUX_JSON_STRING) && d->tok[t].end > d->tok[t].start) {
+            const char *s = llmux_jraw(d, t, &n);
             return h->emit_delta(e->c, 0, LLMUX_DELTA_CONTENT, s, n);
         }
         return 0;
     }
-    if (anth_is_str(h, d, type, "tool_use")) {
-        int id = anth_get(h, d, cb, "id"), name = anth_get(h, d, cb, "name");
-        if (!anth_is(d, id, LLMUX_JSON_STRING) || !anth_is(d, name, LLMUX_JSON_STRING)) return LLMUX_EPROTO;
+    if (llmux_jis_str(h, d, type, "tool_use")) {
+        int id = llmux_jget(h, d, cb, "id"), name = llmux_jget(h, d, cb, "name");
+        if (!llmux_jis(d, id, LLMUX_JSON_STRING) || !llmux_jis(d, name, LLMUX_JSON_STRING)) return LLMUX_EPROTO;
         size_t il, nl;
-        const char *is = anth_raw(d, id, &il), *ns = anth_raw(d, name, &nl);
+        const char *is = llmux_jraw(d, id, &il), *ns = llmux_jraw(d, name, &nl);
         b->kind = 'u';
         b->tool = e->st->ntools++;
         return h->emit_tool_call(e->c, 0, b->tool, is, il, ns, nl, "", 0);
     }
-    if (anth_is_str(h, d, type, "thinking")) {
+    if (llmux_jis_str(h, d, type, "thinking")) {
         b->kind = 'k';
         e->st->thinking.len = 0;
         e->st->signature.len = 0;
-        int t = anth_get(h, d, cb, "thinking");
-        if (anth_is(d, t, LLMUX_JSON_STRING) && d->tok[t].end > d->tok[t].start) {
+        int t = llmux_jget(h, d, cb, "thinking");
+        if (llmux_jis(d, t, LLMUX_JSON_STRING) && d->tok[t].end > d->tok[t].start) {
             size_t n;
-            const char *s = anth_raw(d, t, &n);
+            const char *s = llmux_jraw(d, t, &n);
             int rc = h->emit_delta(e->c, 0, LLMUX_DELTA_REASONING, s, n);
             if (rc) return rc;
             if (append_str_tok(e, &e->st->thinking, t)) return LLMUX_ENOMEM;
         }
-        if (append_str_tok(e, &e->st->signature, anth_get(h, d, cb, "signature"))) return LLMUX_ENOMEM;
+        if (append_str_tok(e, &e->st->signature, llmux_jget(h, d, cb, "signature"))) return LLMUX_ENOMEM;
         return 0;
     }
-    if (anth_is_str(h, d, type, "redacted_thinking")) {
+    if (llmux_jis_str(h, d, type, "redacted_thinking")) {
         llmux_buf data = {0};
         b->kind = 'o';
-        if (append_str_tok(e, &data, anth_get(h, d, cb, "data"))) return LLMUX_ENOMEM;
+        if (append_str_tok(e, &data, llmux_jget(h, d, cb, "data"))) return LLMUX_ENOMEM;
         int rc = emit_detail(e, "{\"type\":\"reasoning.encrypted\",\"data\":\"", &data, NULL, NULL);
         h->buf_free(&data);
         return rc;
@@ -121,34 +121,34 @@ static int block_delta(ev *e)
 {
     const llmux_host *h = e->h;
     const llmux_json *d = e->d;
-    anth_block *b = block_at(e, anth_get(h, d, 0, "index"), 0);
-    int delta = anth_get(h, d, 0, "delta");
-    int type = anth_get(h, d, delta, "type");
+    anth_block *b = block_at(e, llmux_jget(h, d, 0, "index"), 0);
+    int delta = llmux_jget(h, d, 0, "delta");
+    int type = llmux_jget(h, d, delta, "type");
     size_t n;
     const char *s;
     if (!b) return LLMUX_EPROTO;
-    if (anth_is_str(h, d, type, "text_delta")) {
-        int t = anth_get(h, d, delta, "text");
-        if (!anth_is(d, t, LLMUX_JSON_STRING)) return LLMUX_EPROTO;
-        s = anth_raw(d, t, &n);
+    if (llmux_jis_str(h, d, type, "text_delta")) {
+        int t = llmux_jget(h, d, delta, "text");
+        if (!llmux_jis(d, t, LLMUX_JSON_STRING)) return LLMUX_EPROTO;
+        s = llmux_jraw(d, t, &n);
         return n ? h->emit_delta(e->c, 0, LLMUX_DELTA_CONTENT, s, n) : 0;
     }
-    if (anth_is_str(h, d, type, "input_json_delta")) {
-        int t = anth_get(h, d, delta, "partial_json");
-        if (!anth_is(d, t, LLMUX_JSON_STRING) || b->kind != 'u') return LLMUX_EPROTO;
-        s = anth_raw(d, t, &n);
+    if (llmux_jis_str(h, d, type, "input_json_delta")) {
+        int t = llmux_jget(h, d, delta, "partial_json");
+        if (!llmux_jis(d, t, LLMUX_JSON_STRING) || b->kind != 'u') return LLMUX_EPROTO;
+        s = llmux_jraw(d, t, &n);
         return n ? h->emit_tool_call(e->c, 0, b->tool, NULL, 0, NULL, 0, s, n) : 0;
     }
-    if (anth_is_str(h, d, type, "thinking_delta")) {
-        int t = anth_get(h, d, delta, "thinking");
-        if (!anth_is(d, t, LLMUX_JSON_STRING)) return LLMUX_EPROTO;
-        s = anth_raw(d, t, &n);
+    if (llmux_jis_str(h, d, type, "thinking_delta")) {
+        int t = llmux_jget(h, d, delta, "thinking");
+        if (!llmux_jis(d, t, LLMUX_JSON_STRING)) return LLMUX_EPROTO;
+        s = llmux_jraw(d, t, &n);
         if (!n) return 0;
         if (h->buf_append(&e->st->thinking, s, n)) return LLMUX_ENOMEM;
         return h->emit_delta(e->c, 0, LLMUX_DELTA_REASONING, s, n);
     }
-    if (anth_is_str(h, d, type, "signature_delta")) {
-        if (append_str_tok(e, &e->st->signature, anth_get(h, d, delta, "signature"))) return LLMUX_ENOMEM;
+    if (llmux_jis_str(h, d, type, "signature_delta")) {
+        if (append_str_tok(e, &e->st->signature, llmux_jget(h, d, delta, "signature"))) return LLMUX_ENOMEM;
         return 0;
     }
     return 0; /* citations_delta and future delta types */
@@ -156,7 +156,7 @@ static int block_delta(ev *e)
 
 static int block_stop(ev *e)
 {
-    anth_block *b = block_at(e, anth_get(e->h, e->d, 0, "index"), 0);
+    anth_block *b = block_at(e, llmux_jget(e->h, e->d, 0, "index"), 0);
     if (!b) return LLMUX_EPROTO;
     if (b->kind == 'k') {
         anth_state *st = e->st;
@@ -211,39 +211,39 @@ static int on_event(void *ud, const char *event, size_t event_len, const char *d
         return LLMUX_EPROTO;
     }
     ev e = {c, h, st, &doc};
-    int type = anth_get(h, &doc, 0, "type");
-    if (anth_is_str(h, &doc, type, "content_block_delta")) {
+    int type = llmux_jget(h, &doc, 0, "type");
+    if (llmux_jis_str(h, &doc, type, "content_block_delta")) {
         rc = block_delta(&e);
-    } else if (anth_is_str(h, &doc, type, "content_block_start")) {
+    } else if (llmux_jis_str(h, &doc, type, "content_block_start")) {
         rc = block_start(&e);
-    } else if (anth_is_str(h, &doc, type, "content_block_stop")) {
+    } else if (llmux_jis_str(h, &doc, type, "content_block_stop")) {
         rc = block_stop(&e);
-    } else if (anth_is_str(h, &doc, type, "message_start")) {
-        int msg = anth_get(h, &doc, 0, "message");
-        int id = anth_get(h, &doc, msg, "id");
-        if (anth_is(&doc, id, LLMUX_JSON_STRING)) {
+    } else if (llmux_jis_str(h, &doc, type, "message_start")) {
+        int msg = llmux_jget(h, &doc, 0, "message");
+        int id = llmux_jget(h, &doc, msg, "id");
+        if (llmux_jis(&doc, id, LLMUX_JSON_STRING)) {
             size_t n;
-            const char *s = anth_raw(&doc, id, &n);
+            const char *s = llmux_jraw(&doc, id, &n);
             rc = h->set_upstream_id(c, s, n);
         }
-        read_usage(&e, anth_get(h, &doc, msg, "usage"));
-    } else if (anth_is_str(h, &doc, type, "message_delta")) {
-        int sr = anth_get(h, &doc, anth_get(h, &doc, 0, "delta"), "stop_reason");
-        read_usage(&e, anth_get(h, &doc, 0, "usage"));
-        if (anth_is(&doc, sr, LLMUX_JSON_STRING) && !st->finished) {
+        read_usage(&e, llmux_jget(h, &doc, msg, "usage"));
+    } else if (llmux_jis_str(h, &doc, type, "message_delta")) {
+        int sr = llmux_jget(h, &doc, llmux_jget(h, &doc, 0, "delta"), "stop_reason");
+        read_usage(&e, llmux_jget(h, &doc, 0, "usage"));
+        if (llmux_jis(&doc, sr, LLMUX_JSON_STRING) && !st->finished) {
             size_t n;
-            const char *s = anth_raw(&doc, sr, &n);
+            const char *s = llmux_jraw(&doc, sr, &n);
             st->finished = 1;
             rc = h->emit_finish(c, 0, map_stop(h, &doc, sr), s, n);
         }
-    } else if (anth_is_str(h, &doc, type, "message_stop")) {
+    } else if (llmux_jis_str(h, &doc, type, "message_stop")) {
         st->stopped = 1;
         if (!st->finished) {
             st->finished = 1;
             rc = h->emit_finish(c, 0, LLMUX_FINISH_STOP, NULL, 0);
         }
         if (!rc) rc = emit_usage(&e);
-    } else if (anth_is_str(h, &doc, type, "error")) {
+    } else if (llmux_jis_str(h, &doc, type, "error")) {
         st->errored = 1;
         rc = anth_emit_error_json(c, h, 0, data, data_len, 0);
     } /* ping and unknown events are ignored */

@@ -10,7 +10,7 @@ typedef struct {
     llmux_call *c;
     const llmux_host *h;
     const llmux_json *d;
-    gem_jw *w;
+    llmux_jw *w;
     int msgs;   /* messages array token */
     int cur, nmsg, npart;
 } conv;
@@ -18,22 +18,22 @@ typedef struct {
 static void begin_part(conv *v, int role)
 {
     if (v->cur != role) {
-        if (v->cur) gem_jw_lit(v->w, "]}");
-        if (v->nmsg++) gem_jw_lit(v->w, ",");
-        gem_jw_lit(v->w, role == ROLE_USER ? "{\"role\":\"user\",\"parts\":[" : "{\"role\":\"model\",\"parts\":[");
+        if (v->cur) llmux_jw_lit(v->w, "]}");
+        if (v->nmsg++) llmux_jw_lit(v->w, ",");
+        llmux_jw_lit(v->w, role == ROLE_USER ? "{\"role\":\"user\",\"parts\":[" : "{\"role\":\"model\",\"parts\":[");
         v->cur = role;
         v->npart = 0;
     }
-    if (v->npart++) gem_jw_lit(v->w, ",");
+    if (v->npart++) llmux_jw_lit(v->w, ",");
 }
 
 static void text_part(conv *v, int role, int t)
 {
     if (v->d->tok[t].end == v->d->tok[t].start) return;
     begin_part(v, role);
-    gem_jw_lit(v->w, "{\"text\":");
-    gem_jw_tok(v->w, v->d, t);
-    gem_jw_lit(v->w, "}");
+    llmux_jw_lit(v->w, "{\"text\":");
+    llmux_jw_tok(v->w, v->d, t);
+    llmux_jw_lit(v->w, "}");
 }
 
 /* Guesses a MIME type from a URL's file extension (query ignored). */
@@ -60,31 +60,31 @@ static int media_part(conv *v, int role, int url_tok, const char *fallback_mime,
 {
     llmux_buf u = {0};
     int rc = 0;
-    if (!gem_is(v->d, url_tok, LLMUX_JSON_STRING)) return gem_refuse(v->c, v->h, "%s part without a url", what);
+    if (!llmux_jis(v->d, url_tok, LLMUX_JSON_STRING)) return llmux_refuse(v->c, v->h, "%s part without a url", what);
     if (v->h->json_unescape(v->d, url_tok, &u) != 0) return LLMUX_ENOMEM;
     const char *s = u.data ? u.data : "";
     size_t n = u.len;
     if (n > 5 && memcmp(s, "data:", 5) == 0) {
         const char *comma = memchr(s, ',', n);
         if (!comma || comma - s < 12 || memcmp(comma - 7, ";base64", 7) != 0) {
-            rc = gem_refuse(v->c, v->h, "%s part: only base64 data: URLs are supported", what);
+            rc = llmux_refuse(v->c, v->h, "%s part: only base64 data: URLs are supported", what);
             goto out;
         }
         begin_part(v, role);
-        gem_jw_lit(v->w, "{\"inlineData\":{\"mimeType\":");
-        gem_jw_str(v->w, s + 5, (size_t)(comma - 7 - (s + 5)));
-        gem_jw_lit(v->w, ",\"data\":");
-        gem_jw_str(v->w, comma + 1, n - (size_t)(comma + 1 - s));
-        gem_jw_lit(v->w, "}}");
+        llmux_jw_lit(v->w, "{\"inlineData\":{\"mimeType\":");
+        llmux_jw_str(v->w, s + 5, (size_t)(comma - 7 - (s + 5)));
+        llmux_jw_lit(v->w, ",\"data\":");
+        llmux_jw_str(v->w, comma + 1, n - (size_t)(comma + 1 - s));
+        llmux_jw_lit(v->w, "}}");
     } else if ((n > 7 && memcmp(s, "http://", 7) == 0) || (n > 8 && memcmp(s, "https://", 8) == 0)) {
         begin_part(v, role);
-        gem_jw_lit(v->w, "{\"fileData\":{\"mimeType\":\"");
-        gem_jw_lit(v->w, guess_mime(s, n, fallback_mime));
-        gem_jw_lit(v->w, "\",\"fileUri\":");
-        gem_jw_str(v->w, s, n);
-        gem_jw_lit(v->w, "}}");
+        llmux_jw_lit(v->w, "{\"fileData\":{\"mimeType\":\"");
+        llmux_jw_lit(v->w, guess_mime(s, n, fallback_mime));
+        llmux_jw_lit(v->w, "\",\"fileUri\":");
+        llmux_jw_str(v->w, s, n);
+        llmux_jw_lit(v->w, "}}");
     } else {
-        rc = gem_refuse(v->c, v->h, "%s part: url must be http(s) or a base64 data: URL", what);
+        rc = llmux_refuse(v->c, v->h, "%s part: url must be http(s) or a base64 data: URL", what);
     }
 out:
     v->h->buf_free(&u);
@@ -95,39 +95,39 @@ static int part(conv *v, int role, int p)
 {
     const llmux_host *h = v->h;
     const llmux_json *d = v->d;
-    int type = gem_get(h, d, p, "type");
-    if (gem_is_str(h, d, type, "text")) {
-        int t = gem_get(h, d, p, "text");
-        if (!gem_is(d, t, LLMUX_JSON_STRING)) return gem_refuse(v->c, h, "text part without a text string");
+    int type = llmux_jget(h, d, p, "type");
+    if (llmux_jis_str(h, d, type, "text")) {
+        int t = llmux_jget(h, d, p, "text");
+        if (!llmux_jis(d, t, LLMUX_JSON_STRING)) return llmux_refuse(v->c, h, "text part without a text string");
         text_part(v, role, t);
         return 0;
     }
-    if (gem_is_str(h, d, type, "image_url")) {
-        int iu = gem_get(h, d, p, "image_url");
-        int url = gem_is(d, iu, LLMUX_JSON_STRING) ? iu : gem_get(h, d, iu, "url");
+    if (llmux_jis_str(h, d, type, "image_url")) {
+        int iu = llmux_jget(h, d, p, "image_url");
+        int url = llmux_jis(d, iu, LLMUX_JSON_STRING) ? iu : llmux_jget(h, d, iu, "url");
         return media_part(v, role, url, "image/jpeg", "image_url");
     }
-    if (gem_is_str(h, d, type, "file")) {
-        int fd = gem_get(h, d, gem_get(h, d, p, "file"), "file_data");
-        if (fd < 0) return gem_refuse(v->c, h, "file part: only inline file_data is supported (no file_id)");
+    if (llmux_jis_str(h, d, type, "file")) {
+        int fd = llmux_jget(h, d, llmux_jget(h, d, p, "file"), "file_data");
+        if (fd < 0) return llmux_refuse(v->c, h, "file part: only inline file_data is supported (no file_id)");
         return media_part(v, role, fd, "application/pdf", "file");
     }
-    if (gem_is_str(h, d, type, "input_audio")) {
-        int ia = gem_get(h, d, p, "input_audio");
-        int data = gem_get(h, d, ia, "data"), fmt = gem_get(h, d, ia, "format");
-        if (!gem_is(d, data, LLMUX_JSON_STRING) || !gem_is(d, fmt, LLMUX_JSON_STRING))
-            return gem_refuse(v->c, h, "input_audio part needs data and format");
+    if (llmux_jis_str(h, d, type, "input_audio")) {
+        int ia = llmux_jget(h, d, p, "input_audio");
+        int data = llmux_jget(h, d, ia, "data"), fmt = llmux_jget(h, d, ia, "format");
+        if (!llmux_jis(d, data, LLMUX_JSON_STRING) || !llmux_jis(d, fmt, LLMUX_JSON_STRING))
+            return llmux_refuse(v->c, h, "input_audio part needs data and format");
         begin_part(v, role);
-        gem_jw_lit(v->w, "{\"inlineData\":{\"mimeType\":\"audio/");
+        llmux_jw_lit(v->w, "{\"inlineData\":{\"mimeType\":\"audio/");
         size_t fl;
-        const char *fs = gem_raw(d, fmt, &fl);
-        gem_jw_raw(v->w, fs, fl);
-        gem_jw_lit(v->w, "\",\"data\":");
-        gem_jw_tok(v->w, d, data);
-        gem_jw_lit(v->w, "}}");
+        const char *fs = llmux_jraw(d, fmt, &fl);
+        llmux_jw_raw(v->w, fs, fl);
+        llmux_jw_lit(v->w, "\",\"data\":");
+        llmux_jw_tok(v->w, d, data);
+        llmux_jw_lit(v->w, "}}");
         return 0;
     }
-    return gem_refuse(v->c, h, "unsupported content part type");
+    return llmux_refuse(v->c, h, "unsupported content part type");
 }
 
 static int content_parts(conv *v, int role, int content)
@@ -139,7 +139,7 @@ static int content_parts(conv *v, int role, int content)
         return 0;
     }
     if (d->tok[content].type != LLMUX_JSON_ARRAY)
-        return gem_refuse(v->c, v->h, "message content must be a string or an array of parts");
+        return llmux_refuse(v->c, v->h, "message content must be a string or an array of parts");
     int it = content + 1;
     for (int k = 0; k < d->tok[content].size; k++, it = v->h->json_skip(d, it)) {
         int rc = part(v, role, it);
@@ -151,7 +151,7 @@ static int content_parts(conv *v, int role, int content)
 static int same_str(const llmux_json *d, int a, int b)
 {
     size_t na, nb;
-    const char *sa = gem_raw(d, a, &na), *sb = gem_raw(d, b, &nb);
+    const char *sa = llmux_jraw(d, a, &na), *sb = llmux_jraw(d, b, &nb);
     return na == nb && memcmp(sa, sb, na) == 0;
 }
 
@@ -160,13 +160,13 @@ static int find_signature(conv *v, int details, int id)
 {
     const llmux_host *h = v->h;
     const llmux_json *d = v->d;
-    if (!gem_is(d, details, LLMUX_JSON_ARRAY)) return -1;
+    if (!llmux_jis(d, details, LLMUX_JSON_ARRAY)) return -1;
     int it = details + 1;
     for (int k = 0; k < d->tok[details].size; k++, it = h->json_skip(d, it)) {
-        int rid = gem_get(h, d, it, "id"), data = gem_get(h, d, it, "data");
-        if (gem_is_str(h, d, gem_get(h, d, it, "type"), "reasoning.encrypted") &&
-            gem_is_str(h, d, gem_get(h, d, it, "format"), "google-gemini-v1") &&
-            gem_is(d, rid, LLMUX_JSON_STRING) && gem_is(d, data, LLMUX_JSON_STRING) && same_str(d, rid, id))
+        int rid = llmux_jget(h, d, it, "id"), data = llmux_jget(h, d, it, "data");
+        if (llmux_jis_str(h, d, llmux_jget(h, d, it, "type"), "reasoning.encrypted") &&
+            llmux_jis_str(h, d, llmux_jget(h, d, it, "format"), "google-gemini-v1") &&
+            llmux_jis(d, rid, LLMUX_JSON_STRING) && llmux_jis(d, data, LLMUX_JSON_STRING) && same_str(d, rid, id))
             return data;
     }
     return -1;
@@ -176,42 +176,42 @@ static int function_call_part(conv *v, int mi, int k, int tc, int details)
 {
     const llmux_host *h = v->h;
     const llmux_json *d = v->d;
-    int id = gem_get(h, d, tc, "id");
-    int fn = gem_get(h, d, tc, "function");
-    int name = gem_get(h, d, fn, "name");
-    int args = gem_get(h, d, fn, "arguments");
+    int id = llmux_jget(h, d, tc, "id");
+    int fn = llmux_jget(h, d, tc, "function");
+    int name = llmux_jget(h, d, fn, "name");
+    int args = llmux_jget(h, d, fn, "arguments");
     llmux_buf a = {0};
     llmux_json parsed = {0};
     int rc = 0;
-    if (!gem_is(d, name, LLMUX_JSON_STRING))
-        return gem_refuse(v->c, h, "messages[%d].tool_calls[%d] needs function.name", mi, k);
-    if (gem_is(d, args, LLMUX_JSON_STRING) && h->json_unescape(d, args, &a) != 0) return LLMUX_ENOMEM;
+    if (!llmux_jis(d, name, LLMUX_JSON_STRING))
+        return llmux_refuse(v->c, h, "messages[%d].tool_calls[%d] needs function.name", mi, k);
+    if (llmux_jis(d, args, LLMUX_JSON_STRING) && h->json_unescape(d, args, &a) != 0) return LLMUX_ENOMEM;
     size_t p = 0;
     while (p < a.len && (a.data[p] == ' ' || a.data[p] == '\n' || a.data[p] == '\t' || a.data[p] == '\r')) p++;
-    int empty = p == a.len && !gem_is(d, args, LLMUX_JSON_OBJECT);
-    if (!empty && !gem_is(d, args, LLMUX_JSON_OBJECT) &&
+    int empty = p == a.len && !llmux_jis(d, args, LLMUX_JSON_OBJECT);
+    if (!empty && !llmux_jis(d, args, LLMUX_JSON_OBJECT) &&
         (h->json_parse(a.data, a.len, &parsed) != 0 || parsed.tok[0].type != LLMUX_JSON_OBJECT)) {
-        rc = gem_refuse(v->c, h, "messages[%d].tool_calls[%d].function.arguments is not a valid JSON object",
-                        mi, k);
+        rc = llmux_refuse(v->c, h, "messages[%d].tool_calls[%d].function.arguments is not a valid JSON object",
+                          mi, k);
         goto out;
     }
     begin_part(v, ROLE_MODEL);
-    gem_jw_lit(v->w, "{\"functionCall\":{\"name\":");
-    gem_jw_tok(v->w, d, name);
-    gem_jw_lit(v->w, ",\"args\":");
-    if (gem_is(d, args, LLMUX_JSON_OBJECT))
-        gem_jw_tok(v->w, d, args);
+    llmux_jw_lit(v->w, "{\"functionCall\":{\"name\":");
+    llmux_jw_tok(v->w, d, name);
+    llmux_jw_lit(v->w, ",\"args\":");
+    if (llmux_jis(d, args, LLMUX_JSON_OBJECT))
+        llmux_jw_tok(v->w, d, args);
     else if (empty)
-        gem_jw_lit(v->w, "{}");
+        llmux_jw_lit(v->w, "{}");
     else
-        gem_jw_raw(v->w, a.data + parsed.tok[0].start, (size_t)(parsed.tok[0].end - parsed.tok[0].start));
-    gem_jw_lit(v->w, "}");
-    int sig = gem_is(d, id, LLMUX_JSON_STRING) ? find_signature(v, details, id) : -1;
+        llmux_jw_raw(v->w, a.data + parsed.tok[0].start, (size_t)(parsed.tok[0].end - parsed.tok[0].start));
+    llmux_jw_lit(v->w, "}");
+    int sig = llmux_jis(d, id, LLMUX_JSON_STRING) ? find_signature(v, details, id) : -1;
     if (sig >= 0) {
-        gem_jw_lit(v->w, ",\"thoughtSignature\":");
-        gem_jw_tok(v->w, d, sig);
+        llmux_jw_lit(v->w, ",\"thoughtSignature\":");
+        llmux_jw_tok(v->w, d, sig);
     }
-    gem_jw_lit(v->w, "}");
+    llmux_jw_lit(v->w, "}");
 out:
     if (parsed.tok) h->json_release(&parsed);
     h->buf_free(&a);
@@ -225,14 +225,14 @@ static int lookup_call_name(conv *v, int upto, int id)
     const llmux_json *d = v->d;
     int it = v->msgs + 1;
     for (int mi = 0; mi < upto; mi++, it = h->json_skip(d, it)) {
-        int tcs = gem_get(h, d, it, "tool_calls");
-        if (!gem_is(d, tcs, LLMUX_JSON_ARRAY)) continue;
+        int tcs = llmux_jget(h, d, it, "tool_calls");
+        if (!llmux_jis(d, tcs, LLMUX_JSON_ARRAY)) continue;
         int tc = tcs + 1;
         for (int k = 0; k < d->tok[tcs].size; k++, tc = h->json_skip(d, tc)) {
-            int tid = gem_get(h, d, tc, "id");
-            if (gem_is(d, tid, LLMUX_JSON_STRING) && same_str(d, tid, id)) {
-                int name = gem_get(h, d, gem_get(h, d, tc, "function"), "name");
-                if (gem_is(d, name, LLMUX_JSON_STRING)) return name;
+            int tid = llmux_jget(h, d, tc, "id");
+            if (llmux_jis(d, tid, LLMUX_JSON_STRING) && same_str(d, tid, id)) {
+                int name = llmux_jget(h, d, llmux_jget(h, d, tc, "function"), "name");
+                if (llmux_jis(d, name, LLMUX_JSON_STRING)) return name;
             }
         }
     }
@@ -243,109 +243,109 @@ static int function_response_part(conv *v, int mi, int msg)
 {
     const llmux_host *h = v->h;
     const llmux_json *d = v->d;
-    int id = gem_get(h, d, msg, "tool_call_id");
-    int content = gem_get(h, d, msg, "content");
-    int name = gem_is(d, id, LLMUX_JSON_STRING) ? lookup_call_name(v, mi, id) : -1;
-    if (name < 0) name = gem_get(h, d, msg, "name");
-    if (!gem_is(d, name, LLMUX_JSON_STRING))
-        return gem_refuse(v->c, h, "messages[%d]: tool message does not match an earlier tool call id", mi);
+    int id = llmux_jget(h, d, msg, "tool_call_id");
+    int content = llmux_jget(h, d, msg, "content");
+    int name = llmux_jis(d, id, LLMUX_JSON_STRING) ? lookup_call_name(v, mi, id) : -1;
+    if (name < 0) name = llmux_jget(h, d, msg, "name");
+    if (!llmux_jis(d, name, LLMUX_JSON_STRING))
+        return llmux_refuse(v->c, h, "messages[%d]: tool message does not match an earlier tool call id", mi);
     llmux_buf text = {0};
     llmux_json parsed = {0};
     int rc = 0;
-    if (gem_is(d, content, LLMUX_JSON_STRING)) {
+    if (llmux_jis(d, content, LLMUX_JSON_STRING)) {
         rc = h->json_unescape(d, content, &text);
-    } else if (gem_is(d, content, LLMUX_JSON_ARRAY)) {
+    } else if (llmux_jis(d, content, LLMUX_JSON_ARRAY)) {
         int it = content + 1;
         for (int k = 0; k < d->tok[content].size && !rc; k++, it = h->json_skip(d, it)) {
-            int t = gem_get(h, d, it, "text");
-            if (gem_is(d, t, LLMUX_JSON_STRING)) rc = h->json_unescape(d, t, &text);
+            int t = llmux_jget(h, d, it, "text");
+            if (llmux_jis(d, t, LLMUX_JSON_STRING)) rc = h->json_unescape(d, t, &text);
         }
     }
     if (rc) goto out;
     begin_part(v, ROLE_USER);
-    gem_jw_lit(v->w, "{\"functionResponse\":{\"name\":");
-    gem_jw_tok(v->w, d, name);
-    gem_jw_lit(v->w, ",\"response\":");
+    llmux_jw_lit(v->w, "{\"functionResponse\":{\"name\":");
+    llmux_jw_tok(v->w, d, name);
+    llmux_jw_lit(v->w, ",\"response\":");
     if (text.len && h->json_parse(text.data, text.len, &parsed) == 0 && parsed.tok[0].type == LLMUX_JSON_OBJECT) {
-        gem_jw_raw(v->w, text.data + parsed.tok[0].start, (size_t)(parsed.tok[0].end - parsed.tok[0].start));
+        llmux_jw_raw(v->w, text.data + parsed.tok[0].start, (size_t)(parsed.tok[0].end - parsed.tok[0].start));
     } else {
-        gem_jw_lit(v->w, "{\"content\":");
-        gem_jw_str(v->w, text.data ? text.data : "", text.len);
-        gem_jw_lit(v->w, "}");
+        llmux_jw_lit(v->w, "{\"content\":");
+        llmux_jw_str(v->w, text.data ? text.data : "", text.len);
+        llmux_jw_lit(v->w, "}");
     }
-    gem_jw_lit(v->w, "}}");
+    llmux_jw_lit(v->w, "}}");
 out:
     if (parsed.tok) h->json_release(&parsed);
     h->buf_free(&text);
     return rc;
 }
 
-static int system_parts(conv *v, gem_jw *sys, int *nsys, int content)
+static int system_parts(conv *v, llmux_jw *sys, int *nsys, int content)
 {
     const llmux_host *h = v->h;
     const llmux_json *d = v->d;
-    if (gem_is(d, content, LLMUX_JSON_STRING)) {
+    if (llmux_jis(d, content, LLMUX_JSON_STRING)) {
         if (d->tok[content].end == d->tok[content].start) return 0;
-        if ((*nsys)++) gem_jw_lit(sys, ",");
-        gem_jw_lit(sys, "{\"text\":");
-        gem_jw_tok(sys, d, content);
-        gem_jw_lit(sys, "}");
+        if ((*nsys)++) llmux_jw_lit(sys, ",");
+        llmux_jw_lit(sys, "{\"text\":");
+        llmux_jw_tok(sys, d, content);
+        llmux_jw_lit(sys, "}");
         return 0;
     }
-    if (!gem_is(d, content, LLMUX_JSON_ARRAY)) return 0;
+    if (!llmux_jis(d, content, LLMUX_JSON_ARRAY)) return 0;
     int it = content + 1;
     for (int k = 0; k < d->tok[content].size; k++, it = h->json_skip(d, it)) {
-        int t = gem_get(h, d, it, "text");
-        if (!gem_is(d, t, LLMUX_JSON_STRING))
-            return gem_refuse(v->c, h, "system messages may contain only text parts");
-        if ((*nsys)++) gem_jw_lit(sys, ",");
-        gem_jw_lit(sys, "{\"text\":");
-        gem_jw_tok(sys, d, t);
-        gem_jw_lit(sys, "}");
+        int t = llmux_jget(h, d, it, "text");
+        if (!llmux_jis(d, t, LLMUX_JSON_STRING))
+            return llmux_refuse(v->c, h, "system messages may contain only text parts");
+        if ((*nsys)++) llmux_jw_lit(sys, ",");
+        llmux_jw_lit(sys, "{\"text\":");
+        llmux_jw_tok(sys, d, t);
+        llmux_jw_lit(sys, "}");
     }
     return 0;
 }
 
-int gem_build_contents(llmux_call *c, const gem_ctx *ctx, gem_jw *w, gem_jw *sys, int *nsys)
+int gem_build_contents(llmux_call *c, const gem_ctx *ctx, llmux_jw *w, llmux_jw *sys, int *nsys)
 {
     const llmux_host *h = ctx->h;
     const llmux_json *d = &c->req->body;
-    int msgs = gem_get(h, d, 0, "messages");
+    int msgs = llmux_jget(h, d, 0, "messages");
     conv v = {c, h, d, w, msgs, ROLE_NONE, 0, 0};
     int rc = 0;
-    gem_jw_lit(w, "\"contents\":[");
-    if (!gem_is(d, msgs, LLMUX_JSON_ARRAY)) {
-        int prompt = gem_get(h, d, 0, "prompt");
-        if (!gem_is(d, prompt, LLMUX_JSON_STRING)) return gem_refuse(c, h, "messages must be an array");
+    llmux_jw_lit(w, "\"contents\":[");
+    if (!llmux_jis(d, msgs, LLMUX_JSON_ARRAY)) {
+        int prompt = llmux_jget(h, d, 0, "prompt");
+        if (!llmux_jis(d, prompt, LLMUX_JSON_STRING)) return llmux_refuse(c, h, "messages must be an array");
         text_part(&v, ROLE_USER, prompt);
     } else {
         int it = msgs + 1;
         for (int mi = 0; mi < d->tok[msgs].size && !rc; mi++, it = h->json_skip(d, it)) {
-            int role = gem_get(h, d, it, "role");
-            int content = gem_get(h, d, it, "content");
-            if (gem_is_str(h, d, role, "system") || gem_is_str(h, d, role, "developer")) {
+            int role = llmux_jget(h, d, it, "role");
+            int content = llmux_jget(h, d, it, "content");
+            if (llmux_jis_str(h, d, role, "system") || llmux_jis_str(h, d, role, "developer")) {
                 rc = system_parts(&v, sys, nsys, content);
-            } else if (gem_is_str(h, d, role, "user")) {
+            } else if (llmux_jis_str(h, d, role, "user")) {
                 rc = content_parts(&v, ROLE_USER, content);
-            } else if (gem_is_str(h, d, role, "assistant")) {
+            } else if (llmux_jis_str(h, d, role, "assistant")) {
                 rc = content_parts(&v, ROLE_MODEL, content);
-                int tcs = gem_get(h, d, it, "tool_calls");
-                int details = gem_get(h, d, it, "reasoning_details");
-                if (!rc && gem_is(d, tcs, LLMUX_JSON_ARRAY)) {
+                int tcs = llmux_jget(h, d, it, "tool_calls");
+                int details = llmux_jget(h, d, it, "reasoning_details");
+                if (!rc && llmux_jis(d, tcs, LLMUX_JSON_ARRAY)) {
                     int tc = tcs + 1;
                     for (int k = 0; k < d->tok[tcs].size && !rc; k++, tc = h->json_skip(d, tc))
                         rc = function_call_part(&v, mi, k, tc, details);
                 }
-            } else if (gem_is_str(h, d, role, "tool")) {
+            } else if (llmux_jis_str(h, d, role, "tool")) {
                 rc = function_response_part(&v, mi, it);
             } else {
-                rc = gem_refuse(c, h, "messages[%d]: unsupported role", mi);
+                rc = llmux_refuse(c, h, "messages[%d]: unsupported role", mi);
             }
         }
     }
     if (rc) return rc;
-    if (v.cur) gem_jw_lit(w, "]}");
-    gem_jw_lit(w, "]");
-    if (!v.nmsg) return gem_refuse(c, h, "the conversation has no user or assistant content");
+    if (v.cur) llmux_jw_lit(w, "]}");
+    llmux_jw_lit(w, "]");
+    if (!v.nmsg) return llmux_refuse(c, h, "the conversation has no user or assistant content");
     return w->err;
 }

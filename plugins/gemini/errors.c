@@ -7,16 +7,16 @@
 /* details[] RetryInfo.retryDelay ("2s", "1.5s") in milliseconds, or 0. */
 static uint32_t retry_delay(const llmux_host *h, const llmux_json *d, int details)
 {
-    if (!gem_is(d, details, LLMUX_JSON_ARRAY)) return 0;
+    if (!llmux_jis(d, details, LLMUX_JSON_ARRAY)) return 0;
     int it = details + 1;
     for (int k = 0; k < d->tok[details].size; k++, it = h->json_skip(d, it)) {
-        int t = gem_get(h, d, it, "@type");
-        int rd = gem_get(h, d, it, "retryDelay");
+        int t = llmux_jget(h, d, it, "@type");
+        int rd = llmux_jget(h, d, it, "retryDelay");
         size_t tn, n;
-        if (!gem_is(d, t, LLMUX_JSON_STRING) || !gem_is(d, rd, LLMUX_JSON_STRING)) continue;
-        const char *ts = gem_raw(d, t, &tn);
+        if (!llmux_jis(d, t, LLMUX_JSON_STRING) || !llmux_jis(d, rd, LLMUX_JSON_STRING)) continue;
+        const char *ts = llmux_jraw(d, t, &tn);
         if (tn < 9 || memcmp(ts + tn - 9, "RetryInfo", 9) != 0) continue;
-        const char *s = gem_raw(d, rd, &n);
+        const char *s = llmux_jraw(d, rd, &n);
         char tmp[32];
         if (n == 0 || n >= sizeof tmp) continue;
         memcpy(tmp, s, n);
@@ -31,12 +31,12 @@ static uint32_t retry_delay(const llmux_host *h, const llmux_json *d, int detail
 
 static int client_status(const llmux_host *h, const llmux_json *d, int status_tok, int64_t code)
 {
-    if (code == 429 || gem_is_str(h, d, status_tok, "RESOURCE_EXHAUSTED")) return 429;
-    if (code == 400 || gem_is_str(h, d, status_tok, "INVALID_ARGUMENT") ||
-        gem_is_str(h, d, status_tok, "FAILED_PRECONDITION") || gem_is_str(h, d, status_tok, "OUT_OF_RANGE"))
+    if (code == 429 || llmux_jis_str(h, d, status_tok, "RESOURCE_EXHAUSTED")) return 429;
+    if (code == 400 || llmux_jis_str(h, d, status_tok, "INVALID_ARGUMENT") ||
+        llmux_jis_str(h, d, status_tok, "FAILED_PRECONDITION") || llmux_jis_str(h, d, status_tok, "OUT_OF_RANGE"))
         return 400;
     if (code == 413) return 413;
-    if (code == 503 || gem_is_str(h, d, status_tok, "UNAVAILABLE")) return 503;
+    if (code == 503 || llmux_jis_str(h, d, status_tok, "UNAVAILABLE")) return 503;
     return 502;
 }
 
@@ -50,25 +50,25 @@ int gem_emit_error_json(llmux_call *c, const llmux_host *h, int http_status,
     if (n && h->json_parse(body, n, &doc) == 0) {
         int root = 0;
         if (doc.tok[0].type == LLMUX_JSON_ARRAY && doc.tok[0].size > 0) root = 1; /* [ {error} ] */
-        int err = gem_get(h, &doc, root, "error");
-        int code = gem_get(h, &doc, err, "code");
-        int st = gem_get(h, &doc, err, "status");
-        int m = gem_get(h, &doc, err, "message");
+        int err = llmux_jget(h, &doc, root, "error");
+        int code = llmux_jget(h, &doc, err, "code");
+        int st = llmux_jget(h, &doc, err, "status");
+        int m = llmux_jget(h, &doc, err, "message");
         int64_t cv = http_status;
         if (code >= 0) h->json_int(&doc, code, &cv);
         if (err >= 0) status = client_status(h, &doc, st, cv);
-        uint32_t rd = retry_delay(h, &doc, gem_get(h, &doc, err, "details"));
+        uint32_t rd = retry_delay(h, &doc, llmux_jget(h, &doc, err, "details"));
         if (rd) retry_ms = rd;
         h->buf_append_str(&msg, "Gemini");
-        if (gem_is(&doc, st, LLMUX_JSON_STRING)) {
+        if (llmux_jis(&doc, st, LLMUX_JSON_STRING)) {
             size_t sl;
-            const char *ss = gem_raw(&doc, st, &sl);
+            const char *ss = llmux_jraw(&doc, st, &sl);
             h->buf_append_str(&msg, " ");
             h->buf_append(&msg, ss, sl);
         }
-        if (gem_is(&doc, m, LLMUX_JSON_STRING)) {
+        if (llmux_jis(&doc, m, LLMUX_JSON_STRING)) {
             size_t ml;
-            const char *ms = gem_raw(&doc, m, &ml);
+            const char *ms = llmux_jraw(&doc, m, &ml);
             h->buf_append_str(&msg, ": ");
             h->buf_append(&msg, ms, ml);
         } else {

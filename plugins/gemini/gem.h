@@ -2,6 +2,7 @@
 #ifndef GEM_H
 #define GEM_H
 #include "llmux_plugin.h"
+#include "llmux_plugin_util.h"
 
 #include <stdint.h>
 #include <stddef.h>
@@ -14,33 +15,10 @@ typedef struct {
     const char *base_url;
 } gem_ctx;
 
-/* ---- JSON writer with a sticky error ---------------------------------- */
-typedef struct {
-    const llmux_host *h;
-    llmux_buf *b;
-    int err;
-} gem_jw;
-
-void gem_jw_raw(gem_jw *w, const char *s, size_t n);
-void gem_jw_lit(gem_jw *w, const char *s);
-void gem_jw_str(gem_jw *w, const char *raw, size_t n);
-void gem_jw_tok(gem_jw *w, const llmux_json *d, int i);
-void gem_jw_i64(gem_jw *w, int64_t v);
-
-int gem_get(const llmux_host *h, const llmux_json *d, int obj, const char *key);
-int gem_is(const llmux_json *d, int i, llmux_json_type t);
-int gem_is_str(const llmux_host *h, const llmux_json *d, int i, const char *s);
-const char *gem_raw(const llmux_json *d, int i, size_t *n);
-
 /* ---- request translation ------------------------------------------------ */
-int gem_refuse(llmux_call *c, const llmux_host *h, const char *fmt, ...)
-#if defined(__GNUC__) || defined(__clang__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
 int gem_build_body(llmux_call *c, const gem_ctx *ctx, llmux_buf *body);
 /* Writes "contents":[...] into w and system parts (comma-separated) into sys. */
-int gem_build_contents(llmux_call *c, const gem_ctx *ctx, gem_jw *w, gem_jw *sys, int *nsys);
+int gem_build_contents(llmux_call *c, const gem_ctx *ctx, llmux_jw *w, llmux_jw *sys, int *nsys);
 
 /* ---- response ----------------------------------------------------------- */
 typedef struct {

@@ -15,12 +15,12 @@ static void read_usage(ev *e, int u)
 {
     const llmux_host *h = e->h;
     int i;
-    if (!gem_is(e->d, u, LLMUX_JSON_OBJECT)) return;
+    if (!llmux_jis(e->d, u, LLMUX_JSON_OBJECT)) return;
     e->st->have_usage = 1;
-    if ((i = gem_get(h, e->d, u, "promptTokenCount")) >= 0) h->json_int(e->d, i, &e->st->prompt);
-    if ((i = gem_get(h, e->d, u, "candidatesTokenCount")) >= 0) h->json_int(e->d, i, &e->st->cand);
-    if ((i = gem_get(h, e->d, u, "thoughtsTokenCount")) >= 0) h->json_int(e->d, i, &e->st->thoughts);
-    if ((i = gem_get(h, e->d, u, "cachedContentTokenCount")) >= 0) h->json_int(e->d, i, &e->st->cached);
+    if ((i = llmux_jget(h, e->d, u, "promptTokenCount")) >= 0) h->json_int(e->d, i, &e->st->prompt);
+    if ((i = llmux_jget(h, e->d, u, "candidatesTokenCount")) >= 0) h->json_int(e->d, i, &e->st->cand);
+    if ((i = llmux_jget(h, e->d, u, "thoughtsTokenCount")) >= 0) h->json_int(e->d, i, &e->st->thoughts);
+    if ((i = llmux_jget(h, e->d, u, "cachedContentTokenCount")) >= 0) h->json_int(e->d, i, &e->st->cached);
 }
 
 static int detail(ev *e, int sig, const char *id, size_t id_len)
@@ -28,7 +28,7 @@ static int detail(ev *e, int sig, const char *id, size_t id_len)
     const llmux_host *h = e->h;
     llmux_buf j = {0};
     size_t n;
-    const char *s = gem_raw(e->d, sig, &n);
+    const char *s = llmux_jraw(e->d, sig, &n);
     int rc = h->buf_append_str(&j, "{\"type\":\"reasoning.encrypted\",\"data\":\"");
     if (!rc) rc = h->buf_append(&j, s, n);
     if (!rc && id) {
@@ -46,13 +46,13 @@ static int function_call(ev *e, int fc, int sig)
     const llmux_host *h = e->h;
     const llmux_json *d = e->d;
     gem_state *st = e->st;
-    int name = gem_get(h, d, fc, "name");
-    int args = gem_get(h, d, fc, "args");
+    int name = llmux_jget(h, d, fc, "name");
+    int args = llmux_jget(h, d, fc, "args");
     char id[160];
     llmux_buf a = {0};
     size_t nl;
-    if (!gem_is(d, name, LLMUX_JSON_STRING)) return LLMUX_EPROTO;
-    const char *ns = gem_raw(d, name, &nl);
+    if (!llmux_jis(d, name, LLMUX_JSON_STRING)) return LLMUX_EPROTO;
+    const char *ns = llmux_jraw(d, name, &nl);
     int idx = st->ntools++;
     /* Gemini has no call ids: derive a stable one from the response id. */
     int il = st->resp_id.len && st->resp_id.len < 100
@@ -75,22 +75,22 @@ static int parts(ev *e, int content)
 {
     const llmux_host *h = e->h;
     const llmux_json *d = e->d;
-    int ps = gem_get(h, d, content, "parts");
-    if (!gem_is(d, ps, LLMUX_JSON_ARRAY)) return 0;
+    int ps = llmux_jget(h, d, content, "parts");
+    if (!llmux_jis(d, ps, LLMUX_JSON_ARRAY)) return 0;
     int it = ps + 1;
     for (int k = 0; k < d->tok[ps].size; k++, it = h->json_skip(d, it)) {
-        int text = gem_get(h, d, it, "text");
-        int fc = gem_get(h, d, it, "functionCall");
-        int sig = gem_get(h, d, it, "thoughtSignature");
+        int text = llmux_jget(h, d, it, "text");
+        int fc = llmux_jget(h, d, it, "functionCall");
+        int sig = llmux_jget(h, d, it, "thoughtSignature");
         int rc = 0;
-        if (!gem_is(d, sig, LLMUX_JSON_STRING)) sig = -1;
-        if (gem_is(d, fc, LLMUX_JSON_OBJECT)) {
+        if (!llmux_jis(d, sig, LLMUX_JSON_STRING)) sig = -1;
+        if (llmux_jis(d, fc, LLMUX_JSON_OBJECT)) {
             rc = function_call(e, fc, sig);
         } else {
-            if (gem_is(d, text, LLMUX_JSON_STRING) && d->tok[text].end > d->tok[text].start) {
+            if (llmux_jis(d, text, LLMUX_JSON_STRING) && d->tok[text].end > d->tok[text].start) {
                 size_t n;
-                const char *s = gem_raw(d, text, &n);
-                int thought = h->json_bool(d, gem_get(h, d, it, "thought")) == 1;
+                const char *s = llmux_jraw(d, text, &n);
+                int thought = h->json_bool(d, llmux_jget(h, d, it, "thought")) == 1;
                 rc = h->emit_delta(e->c, 0, thought ? LLMUX_DELTA_REASONING : LLMUX_DELTA_CONTENT, s, n);
             }
             if (!rc && sig >= 0) rc = detail(e, sig, NULL, 0);
@@ -117,40 +117,40 @@ static int on_event(void *ud, const char *event, size_t event_len, const char *d
         return LLMUX_EPROTO;
     }
     ev e = {c, h, st, &doc};
-    if (gem_get(h, &doc, 0, "error") >= 0) {
+    if (llmux_jget(h, &doc, 0, "error") >= 0) {
         st->errored = 1;
         rc = gem_emit_error_json(c, h, st->status, data, data_len, st->retry_after_ms);
         goto out;
     }
-    int rid = gem_get(h, &doc, 0, "responseId");
-    if (gem_is(&doc, rid, LLMUX_JSON_STRING) && st->resp_id.len == 0) {
+    int rid = llmux_jget(h, &doc, 0, "responseId");
+    if (llmux_jis(&doc, rid, LLMUX_JSON_STRING) && st->resp_id.len == 0) {
         size_t n;
-        const char *s = gem_raw(&doc, rid, &n);
+        const char *s = llmux_jraw(&doc, rid, &n);
         if (n && (rc = h->buf_append(&st->resp_id, s, n)) == 0) rc = h->set_upstream_id(c, s, n);
         if (rc) goto out;
     }
-    int pf = gem_get(h, &doc, 0, "promptFeedback");
-    int br = gem_get(h, &doc, pf, "blockReason");
-    if (gem_is(&doc, br, LLMUX_JSON_STRING)) {
+    int pf = llmux_jget(h, &doc, 0, "promptFeedback");
+    int br = llmux_jget(h, &doc, pf, "blockReason");
+    if (llmux_jis(&doc, br, LLMUX_JSON_STRING)) {
         size_t n;
-        const char *s = gem_raw(&doc, br, &n);
+        const char *s = llmux_jraw(&doc, br, &n);
         st->blocked = 1;
         st->finish.len = 0;
         if ((rc = h->buf_append(&st->finish, s, n))) goto out;
     }
-    int cands = gem_get(h, &doc, 0, "candidates");
-    if (gem_is(&doc, cands, LLMUX_JSON_ARRAY) && doc.tok[cands].size > 0) {
+    int cands = llmux_jget(h, &doc, 0, "candidates");
+    if (llmux_jis(&doc, cands, LLMUX_JSON_ARRAY) && doc.tok[cands].size > 0) {
         int cand = cands + 1;
-        if ((rc = parts(&e, gem_get(h, &doc, cand, "content")))) goto out;
-        int fr = gem_get(h, &doc, cand, "finishReason");
-        if (gem_is(&doc, fr, LLMUX_JSON_STRING) && !st->blocked) {
+        if ((rc = parts(&e, llmux_jget(h, &doc, cand, "content")))) goto out;
+        int fr = llmux_jget(h, &doc, cand, "finishReason");
+        if (llmux_jis(&doc, fr, LLMUX_JSON_STRING) && !st->blocked) {
             size_t n;
-            const char *s = gem_raw(&doc, fr, &n);
+            const char *s = llmux_jraw(&doc, fr, &n);
             st->finish.len = 0;
             if ((rc = h->buf_append(&st->finish, s, n))) goto out;
         }
     }
-    read_usage(&e, gem_get(h, &doc, 0, "usageMetadata"));
+    read_usage(&e, llmux_jget(h, &doc, 0, "usageMetadata"));
 out:
     if (rc == LLMUX_EPROTO && !st->errored) {
         st->errored = 1;

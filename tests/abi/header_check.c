@@ -1,6 +1,7 @@
 /* Compiled as C99 -pedantic and as C++ by tests/abi/CMakeLists.txt: the
- * public header must stand alone in both languages. */
+ * public headers must stand alone in both languages. */
 #include "llmux_plugin.h"
+#include "llmux_plugin_util.h"
 
 static int host_has_kv_get(const llmux_host *h) { return LLMUX_HOST_HAS(h, kv_get); }
 static int plugin_has_tick(const llmux_plugin *p) { return LLMUX_HAS_FIELD(p, llmux_plugin, on_tick); }

@@ -11,6 +11,7 @@ mkdir -p "$work"
 prefix="$work/prefix"
 cmake --install "$build" --prefix "$prefix" >/dev/null
 test -f "$prefix/include/llmux/llmux_plugin.h"
+test -f "$prefix/include/llmux/llmux_plugin_util.h"
 export PKG_CONFIG_PATH="$prefix/share/pkgconfig"
 cflags=$(pkg-config --cflags llmux-plugin)
 echo "pkg-config --cflags llmux-plugin: $cflags"
