@@ -43,6 +43,9 @@ struct llmux_router {
     int cache_stale;          /* replace the cache table on the next plan */
     llmux_buf scratch;        /* JSON string unescaping */
     llmux_buf params;         /* plan.params serialised */
+    int req_meta_ref;         /* metatable of request tables (lazy fields) */
+    const llmux_route_request *cur_req; /* the request of the call in progress */
+    const void *cur_req_table;          /* and its table (lua_topointer) */
 };
 
 static void (*router_logger)(int level, const char *msg);
@@ -212,22 +215,26 @@ static int is_secret_header(const char *name)
     return 0;
 }
 
-static void push_request(lua_State *L, llmux_router *r, const llmux_route_request *q)
-{
-    lua_createtable(L, 0, 16);
-    set_str(L, "model", q->model);
-    set_str(L, "variant", q->variant);
-    set_bool(L, "stream", q->stream);
-    set_bool(L, "has_tools", q->has_tools);
-    set_bool(L, "has_images", q->has_images);
-    set_bool(L, "has_response_format", q->has_response_format);
-    set_bool(L, "has_reasoning", q->has_reasoning);
-    set_int(L, "estimated_prompt_tokens", q->estimated_prompt_tokens);
-    set_int(L, "max_tokens", q->max_tokens);
-    set_str(L, "key_label", q->key_label);
-    if (q->prefix_hash)
-        set_int(L, "prefix_hash", (lua_Integer)q->prefix_hash);
+/* The request view. The scalar fields are set when the table is made (a
+ * few stores into a presized table); headers, parameters, models and
+ * provider cost a table each (provider a JSON -> Lua conversion), and most
+ * scripts never read them, so they are built by the metatable's __index on
+ * first access and cached in that call's table. */
+enum { LAZY_HEADERS, LAZY_PARAMETERS, LAZY_MODELS, LAZY_PROVIDER, LAZY_NONE };
 
+static int lazy_field(const char *k, size_t n)
+{
+    switch (n) {
+    case 6: return !memcmp(k, "models", 6) ? LAZY_MODELS : LAZY_NONE;
+    case 7: return !memcmp(k, "headers", 7) ? LAZY_HEADERS : LAZY_NONE;
+    case 8: return !memcmp(k, "provider", 8) ? LAZY_PROVIDER : LAZY_NONE;
+    case 10: return !memcmp(k, "parameters", 10) ? LAZY_PARAMETERS : LAZY_NONE;
+    default: return LAZY_NONE;
+    }
+}
+
+static void push_headers(lua_State *L, const llmux_route_request *q)
+{
     lua_createtable(L, 0, (int)q->n_headers);
     for (size_t i = 0; i < q->n_headers; i++) {
         char name[128];
@@ -244,42 +251,98 @@ static void push_request(lua_State *L, llmux_router *r, const llmux_route_reques
         lua_pushstring(L, q->headers[i].value);
         lua_rawset(L, -3);
     }
-    lua_setfield(L, -2, "headers");
+}
 
+/* parameters (every top-level key), models (the strings of every `models`
+ * array, in order) or provider (the last `provider` object; nil if none). */
+static void push_body_field(lua_State *L, llmux_router *r, const llmux_route_request *q, int which)
+{
     const llmux_json *doc = q->body;
     int have_body = doc && doc->tok && doc->ntok > 0 && doc->tok[0].type == LLMUX_JSON_OBJECT;
     int nkeys = have_body ? doc->tok[0].size : 0;
-    lua_createtable(L, 0, nkeys);
-    int params = lua_gettop(L);
-    lua_createtable(L, 0, 0);
-    int models = lua_gettop(L);
-    int i = 1;
-    for (int e = 0; e < nkeys; e++) {
+    if (which == LAZY_PARAMETERS)
+        lua_createtable(L, 0, nkeys);
+    else if (which == LAZY_MODELS)
+        lua_createtable(L, 0, 0);
+    int out = lua_gettop(L), provider = -1;
+    lua_Integer k = 1;
+    for (int e = 0, i = 1; e < nkeys; e++) {
         size_t klen;
         const char *key = llmux_json_raw(doc, i, &klen);
         int v = i + 1;
-        lua_pushlstring(L, key, klen);
-        lua_pushboolean(L, 1);
-        lua_rawset(L, params);
-        if (klen == 6 && !memcmp(key, "models", 6) && doc->tok[v].type == LLMUX_JSON_ARRAY) {
-            int n = doc->tok[v].size, j = v + 1;
-            lua_Integer k = 1;
-            for (int a = 0; a < n; a++) {
-                if (doc->tok[j].type == LLMUX_JSON_STRING) {
-                    push_json_string(L, r, doc, j);
-                    lua_rawseti(L, models, k++);
+        if (which == LAZY_PARAMETERS) {
+            lua_pushlstring(L, key, klen);
+            lua_pushboolean(L, 1);
+            lua_rawset(L, out);
+        } else if (which == LAZY_MODELS) {
+            if (klen == 6 && !memcmp(key, "models", 6) && doc->tok[v].type == LLMUX_JSON_ARRAY) {
+                int n = doc->tok[v].size, j = v + 1;
+                for (int a = 0; a < n; a++) {
+                    if (doc->tok[j].type == LLMUX_JSON_STRING) {
+                        push_json_string(L, r, doc, j);
+                        lua_rawseti(L, out, k++);
+                    }
+                    j = llmux_json_skip(doc, j);
                 }
-                j = llmux_json_skip(doc, j);
             }
         } else if (klen == 8 && !memcmp(key, "provider", 8) &&
                    doc->tok[v].type == LLMUX_JSON_OBJECT) {
-            push_json(L, r, doc, v, 0);
-            lua_setfield(L, params - 1, "provider");
+            provider = v;
         }
         i = llmux_json_skip(doc, v);
     }
-    lua_setfield(L, params - 1, "models");
-    lua_setfield(L, params - 1, "parameters");
+    if (which == LAZY_PROVIDER) {
+        if (provider >= 0)
+            push_json(L, r, doc, provider, 0);
+        else
+            lua_pushnil(L);
+    }
+}
+
+/* __index of request tables: (table, key) -> the lazy field. Only the table
+ * of the call in progress answers; one kept from an earlier call reads nil
+ * for the fields it never materialised (its request is gone). */
+static int request_index(lua_State *L)
+{
+    llmux_router *r = lua_touserdata(L, lua_upvalueindex(1));
+    if (!r->cur_req || lua_topointer(L, 1) != r->cur_req_table || lua_type(L, 2) != LUA_TSTRING)
+        return 0;
+    size_t n;
+    const char *k = lua_tolstring(L, 2, &n);
+    int which = lazy_field(k, n);
+    if (which == LAZY_NONE)
+        return 0;
+    if (which == LAZY_HEADERS)
+        push_headers(L, r->cur_req);
+    else
+        push_body_field(L, r, r->cur_req, which);
+    if (!lua_isnil(L, -1)) {
+        lua_pushvalue(L, 2);
+        lua_pushvalue(L, -2);
+        lua_rawset(L, 1);
+    }
+    return 1;
+}
+
+static void push_request(lua_State *L, llmux_router *r, const llmux_route_request *q)
+{
+    lua_createtable(L, 0, 12);
+    set_str(L, "model", q->model);
+    set_str(L, "variant", q->variant);
+    set_bool(L, "stream", q->stream);
+    set_bool(L, "has_tools", q->has_tools);
+    set_bool(L, "has_images", q->has_images);
+    set_bool(L, "has_response_format", q->has_response_format);
+    set_bool(L, "has_reasoning", q->has_reasoning);
+    set_int(L, "estimated_prompt_tokens", q->estimated_prompt_tokens);
+    set_int(L, "max_tokens", q->max_tokens);
+    set_str(L, "key_label", q->key_label);
+    if (q->prefix_hash)
+        set_int(L, "prefix_hash", (lua_Integer)q->prefix_hash);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->req_meta_ref);
+    lua_setmetatable(L, -2);
+    r->cur_req = q;
+    r->cur_req_table = lua_topointer(L, -1);
 }
 
 static void push_set(lua_State *L, char *const *v, size_t n)
@@ -720,6 +783,8 @@ int llmux_router_plan_ex(llmux_router *r, const llmux_route_request *req,
             router_log(LLMUX_LOG_WARN, "route() failed (%s); using the default plan [%lu fallbacks]",
                        why ? why : "error object is not a string", r->fallbacks);
     }
+    r->cur_req = NULL;
+    r->cur_req_table = NULL;
     lua_settop(L, top);
     if (!ok) {
         if (res)
@@ -789,6 +854,8 @@ void llmux_router_on_result(llmux_router *r, const llmux_route_request *req,
                        lua_tostring(L, -1) ? lua_tostring(L, -1) : "error object is not a string",
                        r->hook_errors);
     }
+    r->cur_req = NULL;
+    r->cur_req_table = NULL;
     lua_settop(L, top);
 }
 
@@ -940,6 +1007,13 @@ static int make_tables(lua_State *L)
     r->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
     r->cands_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_createtable(L, 0, 1);
+    lua_pushlightuserdata(L, r);
+    lua_pushcclosure(L, request_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushboolean(L, 0); /* getmetatable(request) cannot reach the shared one */
+    lua_setfield(L, -2, "__metatable");
+    r->req_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getglobal(L, "route");
     if (lua_type(L, -1) != LUA_TFUNCTION)
         return luaL_error(L, "the script does not define a global function route(request, candidates)");

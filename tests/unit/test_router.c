@@ -387,30 +387,40 @@ static void test_benchmark(void **state)
         cands[i].ep = cfg->endpoint_by_index[i];
         cands[i].stats = (llmux_endpoint_stats){300 + i, 1200, 55, 0.01, -1, i % 3, i == 4, 0, 0, 0};
     }
-    llmux_router *r = llmux_router_new(DEFAULT_SCRIPT, 8 << 20, 1000000, err, sizeof err);
+    /* LLMUX_BENCH_BUDGET: instruction budget (0 = none: the cost of the count hook) */
+    const char *env_budget = getenv("LLMUX_BENCH_BUDGET");
+    uint32_t budget = env_budget ? (uint32_t)strtoul(env_budget, NULL, 10) : 1000000;
+    llmux_router *r = llmux_router_new(DEFAULT_SCRIPT, 8 << 20, budget, err, sizeof err);
     if (!r)
         fail_msg("%s", err);
     llmux_router_set_config(r, cfg);
     llmux_router_seed(r, 1);
     static const struct {
         const char *what, *body;
-        int has_tools;
+        int has_tools, ncands;
     } cases[] = {
         {"default balancing",
          "{\"model\":\"x/big\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
-         "\"temperature\":0.7,\"stream\":true}", 0},
+         "\"temperature\":0.7,\"stream\":true}", 0, 20},
+        {"1 candidate, tiny body",
+         "{\"model\":\"x/big\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", 0, 1},
         {"tools + provider.sort=throughput",
          "{\"model\":\"x/big\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
-         "\"tools\":[],\"provider\":{\"sort\":\"throughput\"}}", 1},
+         "\"tools\":[],\"provider\":{\"sort\":\"throughput\"}}", 1, 20},
         {"provider.order+ignore",
          "{\"model\":\"x/big\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
          "\"temperature\":0.7,\"stream\":true,"
-         "\"provider\":{\"order\":[\"p7\",\"p3\"],\"ignore\":[\"p9\"]}}", 0},
+         "\"provider\":{\"order\":[\"p7\",\"p3\"],\"ignore\":[\"p9\"]}}", 0, 20},
     };
-    enum { N = 20000 };
-    double *t = malloc(N * sizeof *t);
+    /* LLMUX_BENCH_N / LLMUX_BENCH_CASE: fewer plans / one case (callgrind) */
+    const char *env_n = getenv("LLMUX_BENCH_N"), *env_case = getenv("LLMUX_BENCH_CASE");
+    int N = env_n && atoi(env_n) > 0 ? atoi(env_n) : 20000;
+    double *t = malloc((size_t)N * sizeof *t);
     assert_non_null(t);
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        if (env_case && (size_t)atoi(env_case) != k)
+            continue;
+        int nc = cases[k].ncands;
         llmux_json doc = {0};
         llmux_json_limits lim = {.max_tokens = 1024, .max_depth = 32};
         assert_int_equal(llmux_json_parse(cases[k].body, strlen(cases[k].body), &lim, &doc, NULL, NULL), 0);
@@ -423,11 +433,14 @@ static void test_benchmark(void **state)
         int n = 0;
         for (int i = 0; i < N; i++) {
             double t0 = now_us();
-            n = llmux_router_plan(r, &req, cands, 20, at, 32);
+            n = llmux_router_plan(r, &req, cands, nc, at, 32);
             t[i] = now_us() - t0;
         }
         assert_int_equal(llmux_router_fallbacks(r), 0);
-        if (k == 2) {
+        if (nc == 1) {
+            assert_int_equal(n, 1);
+            assert_int_equal(at[0].candidate, 0);
+        } else if (k == 3) {
             assert_int_equal(n, 19); /* 20 - ignored p9; the open circuit p4 goes last */
             assert_int_equal(at[0].candidate, 7);
             assert_int_equal(at[1].candidate, 3);
@@ -437,8 +450,8 @@ static void test_benchmark(void **state)
             assert_int_equal(at[19].candidate, 4);
         }
         qsort(t, N, sizeof *t, cmp_double);
-        printf("route() default.lua, 20 candidates, %s, %d plans: p50 %.2f us, p99 %.2f us, "
-               "max %.2f us\n", cases[k].what, N, t[N / 2], t[N * 99 / 100], t[N - 1]);
+        printf("route() default.lua, %d candidates, %s, %d plans: p50 %.2f us, p99 %.2f us, "
+               "max %.2f us\n", nc, cases[k].what, N, t[N / 2], t[N * 99 / 100], t[N - 1]);
         assert_true(t[N / 2] < 200.0);
         llmux_json_release(&doc);
     }
