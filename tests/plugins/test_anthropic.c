@@ -8,17 +8,7 @@
 
 #include "test_host.h"
 
-typedef struct {
-    void *so;
-    const llmux_plugin *p;
-    void *ctx;
-    llmux_provider_config pc;
-    llmux_kv opts[1];
-    llmux_endpoint ep;
-    llmux_call call;
-    struct llmux_outreq out;
-    int prepared;
-} fx;
+typedef test_fx fx;
 
 static void fx_init(fx *f, const char *version)
 {
@@ -27,9 +17,9 @@ static void fx_init(fx *f, const char *version)
     f->pc.api_key = "sk-ant-test";
     f->pc.n_options = 0;
     if (version) {
-        f->opts[0].key = "version";
-        f->opts[0].value = version;
-        f->pc.options = f->opts;
+        f->pc_opts[0].key = "version";
+        f->pc_opts[0].value = version;
+        f->pc.options = f->pc_opts;
         f->pc.n_options = 1;
     }
     assert_int_equal(f->p->init(test_host(), &f->pc, &f->ctx), 0);
@@ -37,10 +27,8 @@ static void fx_init(fx *f, const char *version)
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
+    fx *f = test_fx_open("anthropic");
     assert_non_null(f);
-    f->so = test_load_plugin("anthropic", &f->p);
-    assert_non_null(f->so);
     fx_init(f, NULL);
     f->ep.model = "anthropic/claude-sonnet";
     f->ep.upstream_model = "claude-sonnet-4-5";
@@ -49,32 +37,13 @@ static int setup(void **state)
     return 0;
 }
 
-static void fx_release_call(fx *f)
-{
-    if (f->prepared) f->p->release(&f->call);
-    f->prepared = 0;
-    test_outreq_free(&f->out);
-}
-
 static int teardown(void **state)
 {
-    fx *f = *state;
-    fx_release_call(f);
-    test_request_free();
-    f->p->fini(f->ctx);
-    dlclose(f->so);
-    free(f);
+    test_fx_close(*state);
     return 0;
 }
 
-static int prep(fx *f, const char *body)
-{
-    fx_release_call(f);
-    test_reset_events();
-    int rc = test_prepare(f->p, f->ctx, body, &f->ep, &f->pc, &f->call, &f->out);
-    f->prepared = 1; /* release is called for every prepared call */
-    return rc;
-}
+static int prep(fx *f, const char *body) { return test_fx_prepare(f, body); }
 
 /* ---- request ------------------------------------------------------------ */
 
@@ -214,52 +183,6 @@ static void test_request_refusals(void **state)
 
 /* ---- streams ------------------------------------------------------------ */
 
-typedef struct {
-    int status;
-    const char *retry_after;
-    const char *body;
-} transcript;
-
-/* Runs one attempt feeding body in pieces: split=0 whole, split=k>0 two
- * pieces cut at byte k, split=-1 one byte at a time. Returns a copy of the events. */
-static char *run(fx *f, const transcript *t, long split)
-{
-    llmux_kv hdr[2] = {{"content-type", "text/event-stream"}, {"retry-after", t->retry_after}};
-    assert_int_equal(prep(f, "{\"model\":\"a/b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), 0);
-    test_reset_events();
-    f->p->on_headers(&f->call, t->status, hdr, t->retry_after ? 2 : 1);
-    size_t n = strlen(t->body);
-    if (split == 0) {
-        f->p->on_data(&f->call, t->body, n);
-    } else if (split > 0) {
-        f->p->on_data(&f->call, t->body, (size_t)split);
-        f->p->on_data(&f->call, t->body + split, n - (size_t)split);
-    } else {
-        for (size_t i = 0; i < n; i++) f->p->on_data(&f->call, t->body + i, 1);
-    }
-    f->p->on_done(&f->call, t->status);
-    char *s = strdup(test_events_str());
-    fx_release_call(f);
-    return s;
-}
-
-static void check_transcript(fx *f, const transcript *t, const char *expected)
-{
-    char *whole = run(f, t, 0);
-    assert_string_equal(whole, expected);
-    size_t n = strlen(t->body);
-    for (size_t k = 1; k < n; k++) {
-        char *part = run(f, t, (long)k);
-        if (strcmp(part, whole) != 0) fprintf(stderr, "split at byte %zu differs\n", k);
-        assert_string_equal(part, whole);
-        free(part);
-    }
-    char *bytes = run(f, t, -1);
-    assert_string_equal(bytes, whole);
-    free(bytes);
-    free(whole);
-}
-
 static const char *thinking_tools_sse =
     "event: message_start\n"
     "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01XY\",\"type\":\"message\",\"role\":\"assistant\","
@@ -307,8 +230,8 @@ static const char *thinking_tools_sse =
 
 static void test_stream_thinking_and_parallel_tools(void **state)
 {
-    transcript t = {200, NULL, thinking_tools_sse};
-    check_transcript(*state, &t,
+    test_transcript t = {200, NULL, thinking_tools_sse};
+    test_fx_check_transcript(*state, &t,
                      "upstream_id msg_01XY\n"
                      "delta 0 reasoning Need \\\"both\\\" cities.\n"
                      "delta 0 reasoning \\nCall tools.\n"
@@ -326,7 +249,7 @@ static void test_stream_thinking_and_parallel_tools(void **state)
 
 static void test_stream_redacted_thinking_max_tokens(void **state)
 {
-    transcript t = {200, NULL,
+    test_transcript t = {200, NULL,
                     "event: message_start\r\n"
                     "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_2\",\"usage\":{\"input_tokens\":5,\"output_tokens\":0}}}\r\n\r\n"
                     "event: content_block_start\r\n"
@@ -341,7 +264,7 @@ static void test_stream_redacted_thinking_max_tokens(void **state)
                     "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\"},\"usage\":{\"output_tokens\":16}}\r\n\r\n"
                     "event: message_stop\r\n"
                     "data: {\"type\":\"message_stop\"}\r\n\r\n"};
-    check_transcript(*state, &t,
+    test_fx_check_transcript(*state, &t,
                      "upstream_id msg_2\n"
                      "reasoning_detail 0 {\"type\":\"reasoning.encrypted\",\"data\":\"EmwKAhgBEgy3\",\"format\":\"anthropic-claude-v1\",\"index\":0}\n"
                      "delta 0 content Hi\n"
@@ -352,7 +275,7 @@ static void test_stream_redacted_thinking_max_tokens(void **state)
 
 static void test_stream_error_after_content(void **state)
 {
-    transcript t = {200, NULL,
+    test_transcript t = {200, NULL,
                     "event: message_start\n"
                     "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_3\",\"usage\":{\"input_tokens\":9,\"output_tokens\":1}}}\n\n"
                     "event: content_block_start\n"
@@ -363,7 +286,7 @@ static void test_stream_error_after_content(void **state)
                     "data: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"
                     "event: content_block_delta\n"
                     "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"lo\"}}\n\n"};
-    check_transcript(*state, &t,
+    test_fx_check_transcript(*state, &t,
                      "upstream_id msg_3\n"
                      "delta 0 content Hel\n"
                      "error status=502 retry_ms=0 msg=Anthropic overloaded_error: Overloaded "
@@ -372,45 +295,45 @@ static void test_stream_error_after_content(void **state)
 
 static void test_http_529_before_stream(void **state)
 {
-    transcript t = {529, "7",
+    test_transcript t = {529, "7",
                     "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}"};
-    check_transcript(*state, &t,
+    test_fx_check_transcript(*state, &t,
                      "error status=502 retry_ms=7000 msg=Anthropic overloaded_error: Overloaded "
                      "raw={\\\"type\\\":\\\"error\\\",\\\"error\\\":{\\\"type\\\":\\\"overloaded_error\\\",\\\"message\\\":\\\"Overloaded\\\"}}\n");
 }
 
 static void test_http_errors_mapping(void **state)
 {
-    transcript rl = {429, "12",
+    test_transcript rl = {429, "12",
                      "{\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"Slow down\"}}"};
-    check_transcript(*state, &rl,
+    test_fx_check_transcript(*state, &rl,
                      "error status=429 retry_ms=12000 msg=Anthropic rate_limit_error: Slow down "
                      "raw={\\\"type\\\":\\\"error\\\",\\\"error\\\":{\\\"type\\\":\\\"rate_limit_error\\\",\\\"message\\\":\\\"Slow down\\\"}}\n");
-    transcript bad = {400, NULL,
+    test_transcript bad = {400, NULL,
                       "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\",\"message\":\"max_tokens: too big\"}}"};
-    char *s = run(*state, &bad, 0);
+    char *s = test_fx_run(*state, &bad, 0);
     assert_non_null(strstr(s, "error status=400 retry_ms=0 msg=Anthropic invalid_request_error: max_tokens: too big raw="));
     free(s);
-    transcript auth = {401, NULL, "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key\"}}"};
-    s = run(*state, &auth, 0);
+    test_transcript auth = {401, NULL, "{\"type\":\"error\",\"error\":{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key\"}}"};
+    s = test_fx_run(*state, &auth, 0);
     assert_non_null(strstr(s, "error status=502 "));
     free(s);
-    transcript html = {503, NULL, "<html>down</html>"};
-    s = run(*state, &html, 0);
+    test_transcript html = {503, NULL, "<html>down</html>"};
+    s = test_fx_run(*state, &html, 0);
     assert_string_equal(s, "error status=502 retry_ms=0 msg=Anthropic error (HTTP 503) raw=<html>down</html>\n");
     free(s);
 }
 
 static void test_stream_truncated(void **state)
 {
-    transcript t = {200, NULL,
+    test_transcript t = {200, NULL,
                     "event: message_start\n"
                     "data: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\n"
                     "event: content_block_start\n"
                     "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
                     "event: content_block_delta\n"
                     "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"par\"}}\n\n"};
-    check_transcript(*state, &t,
+    test_fx_check_transcript(*state, &t,
                      "upstream_id m\n"
                      "delta 0 content par\n"
                      "error status=502 retry_ms=0 msg=Anthropic stream ended before message_stop raw=\n");

@@ -8,23 +8,12 @@
 
 #include "test_host.h"
 
-typedef struct {
-    void *so;
-    const llmux_plugin *p;
-    void *ctx;
-    llmux_provider_config pc;
-    llmux_endpoint ep;
-    llmux_call call;
-    struct llmux_outreq out;
-    int prepared;
-} fx;
+typedef test_fx fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
+    fx *f = test_fx_open("gemini");
     assert_non_null(f);
-    f->so = test_load_plugin("gemini", &f->p);
-    assert_non_null(f->so);
     f->pc.name = "gemini";
     f->pc.api_key = "AIza-test";
     assert_int_equal(f->p->init(test_host(), &f->pc, &f->ctx), 0);
@@ -35,32 +24,13 @@ static int setup(void **state)
     return 0;
 }
 
-static void fx_release_call(fx *f)
-{
-    if (f->prepared) f->p->release(&f->call);
-    f->prepared = 0;
-    test_outreq_free(&f->out);
-}
-
 static int teardown(void **state)
 {
-    fx *f = *state;
-    fx_release_call(f);
-    test_request_free();
-    f->p->fini(f->ctx);
-    dlclose(f->so);
-    free(f);
+    test_fx_close(*state);
     return 0;
 }
 
-static int prep(fx *f, const char *body)
-{
-    fx_release_call(f);
-    test_reset_events();
-    int rc = test_prepare(f->p, f->ctx, body, &f->ep, &f->pc, &f->call, &f->out);
-    f->prepared = 1;
-    return rc;
-}
+static int prep(fx *f, const char *body) { return test_fx_prepare(f, body); }
 
 /* ---- request ------------------------------------------------------------ */
 
@@ -164,52 +134,9 @@ static void test_request_refusals(void **state)
 
 /* ---- streams ------------------------------------------------------------ */
 
-typedef struct {
-    int status;
-    const char *body;
-} transcript;
-
-static char *run(fx *f, const transcript *t, long split)
-{
-    llmux_kv hdr[1] = {{"content-type", "text/event-stream"}};
-    assert_int_equal(prep(f, "{\"model\":\"a/b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"), 0);
-    test_reset_events();
-    f->p->on_headers(&f->call, t->status, hdr, 1);
-    size_t n = strlen(t->body);
-    if (split == 0) {
-        f->p->on_data(&f->call, t->body, n);
-    } else if (split > 0) {
-        f->p->on_data(&f->call, t->body, (size_t)split);
-        f->p->on_data(&f->call, t->body + split, n - (size_t)split);
-    } else {
-        for (size_t i = 0; i < n; i++) f->p->on_data(&f->call, t->body + i, 1);
-    }
-    f->p->on_done(&f->call, t->status);
-    char *s = strdup(test_events_str());
-    fx_release_call(f);
-    return s;
-}
-
-static void check_transcript(fx *f, const transcript *t, const char *expected)
-{
-    char *whole = run(f, t, 0);
-    assert_string_equal(whole, expected);
-    size_t n = strlen(t->body);
-    for (size_t k = 1; k < n; k++) {
-        char *part = run(f, t, (long)k);
-        if (strcmp(part, whole) != 0) fprintf(stderr, "split at byte %zu differs\n", k);
-        assert_string_equal(part, whole);
-        free(part);
-    }
-    char *bytes = run(f, t, -1);
-    assert_string_equal(bytes, whole);
-    free(bytes);
-    free(whole);
-}
-
 static void test_stream_thoughts_and_function_calls(void **state)
 {
-    transcript t = {200,
+    test_transcript t = {200, NULL,
                     "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Thinking about **weather**\\n\","
                     "\"thought\": true}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 50,"
                     "\"totalTokenCount\": 50},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"r1\"}\r\n\r\n"
@@ -221,7 +148,7 @@ static void test_stream_thoughts_and_function_calls(void **state)
                     "\"finishReason\": \"STOP\",\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 50,"
                     "\"candidatesTokenCount\": 30,\"thoughtsTokenCount\": 12,\"cachedContentTokenCount\": 8,"
                     "\"totalTokenCount\": 92},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"r1\"}\r\n\r\n"};
-    check_transcript(*state, &t,
+    test_fx_check_transcript(*state, &t,
                      "upstream_id r1\n"
                      "delta 0 reasoning Thinking about **weather**\\n\n"
                      "delta 0 content Let me check \\u00e9.\n"
@@ -235,14 +162,14 @@ static void test_stream_thoughts_and_function_calls(void **state)
 
 static void test_stream_safety_block(void **state)
 {
-    transcript t = {200,
+    test_transcript t = {200, NULL,
                     "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Sure\"}],\"role\":\"model\"},\"index\":0}],"
                     "\"responseId\":\"r2\"}\n\n"
                     "data: {\"candidates\":[{\"finishReason\":\"SAFETY\",\"index\":0,\"safetyRatings\":[{\"category\":"
                     "\"HARM_CATEGORY_DANGEROUS_CONTENT\",\"probability\":\"HIGH\",\"blocked\":true}]}],"
                     "\"usageMetadata\":{\"promptTokenCount\":7,\"candidatesTokenCount\":1,\"totalTokenCount\":8},"
                     "\"responseId\":\"r2\"}\n\n"};
-    check_transcript(*state, &t,
+    test_fx_check_transcript(*state, &t,
                      "upstream_id r2\n"
                      "delta 0 content Sure\n"
                      "delta 0 refusal The response was blocked by Gemini's content filters (SAFETY).\n"
@@ -252,10 +179,10 @@ static void test_stream_safety_block(void **state)
 
 static void test_stream_prompt_blocked(void **state)
 {
-    transcript t = {200,
+    test_transcript t = {200, NULL,
                     "data: {\"promptFeedback\":{\"blockReason\":\"PROHIBITED_CONTENT\"},"
                     "\"usageMetadata\":{\"promptTokenCount\":4,\"totalTokenCount\":4},\"responseId\":\"r3\"}\n\n"};
-    check_transcript(*state, &t,
+    test_fx_check_transcript(*state, &t,
                      "upstream_id r3\n"
                      "delta 0 refusal The prompt was blocked by Gemini's content filters (PROHIBITED_CONTENT).\n"
                      "finish 0 content_filter native=PROHIBITED_CONTENT\n"
@@ -264,11 +191,11 @@ static void test_stream_prompt_blocked(void **state)
 
 static void test_stream_max_tokens(void **state)
 {
-    transcript t = {200,
+    test_transcript t = {200, NULL,
                     "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"abc\"}],\"role\":\"model\"},"
                     "\"finishReason\":\"MAX_TOKENS\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":3,"
                     "\"candidatesTokenCount\":5,\"totalTokenCount\":8}}\n\n"};
-    check_transcript(*state, &t,
+    test_fx_check_transcript(*state, &t,
                      "delta 0 content abc\n"
                      "finish 0 length native=MAX_TOKENS\n"
                      "usage p=3 c=5 r=0 cached=0 cw=-1\n");
@@ -283,12 +210,12 @@ static const char *rate_limit_body =
 
 static void test_http_429_retry_info(void **state)
 {
-    transcript t = {429, rate_limit_body};
-    char *s = run(*state, &t, 0);
+    test_transcript t = {429, NULL, rate_limit_body};
+    char *s = test_fx_run(*state, &t, 0);
     assert_non_null(strstr(s, "error status=429 retry_ms=1500 msg=Gemini RESOURCE_EXHAUSTED: Resource has been "
                               "exhausted (e.g. check quota). raw={\\n  \\\"error\\\""));
     free(s);
-    check_transcript(*state, &t, (s = run(*state, &t, 0)));
+    test_fx_check_transcript(*state, &t, (s = test_fx_run(*state, &t, 0)));
     free(s);
 }
 
@@ -299,31 +226,31 @@ static const char *invalid_key_body =
 static void test_json_error_served_as_event_stream(void **state)
 {
     /* Non-2xx status with a text/event-stream content type. */
-    transcript bad = {400, invalid_key_body};
+    test_transcript bad = {400, NULL, invalid_key_body};
     char *expected = NULL;
-    check_transcript(*state, &bad, (expected = run(*state, &bad, 0)));
+    test_fx_check_transcript(*state, &bad, (expected = test_fx_run(*state, &bad, 0)));
     assert_non_null(strstr(expected, "error status=400 retry_ms=0 msg=Gemini INVALID_ARGUMENT: API key not valid. "
                                      "Please pass a valid API key. raw={\\n"));
     /* Same body behind a 200: no SSE framing ever appears. */
-    transcript ok = {200, invalid_key_body};
-    char *s = run(*state, &ok, 0);
+    test_transcript ok = {200, NULL, invalid_key_body};
+    char *s = test_fx_run(*state, &ok, 0);
     assert_string_equal(s, expected);
-    check_transcript(*state, &ok, expected);
+    test_fx_check_transcript(*state, &ok, expected);
     free(s);
     free(expected);
 }
 
 static void test_http_503_and_midstream_error(void **state)
 {
-    transcript t = {503, "{\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}"};
-    check_transcript(*state, &t,
+    test_transcript t = {503, NULL, "{\"error\":{\"code\":503,\"message\":\"The model is overloaded.\",\"status\":\"UNAVAILABLE\"}}"};
+    test_fx_check_transcript(*state, &t,
                      "error status=503 retry_ms=0 msg=Gemini UNAVAILABLE: The model is overloaded. "
                      "raw={\\\"error\\\":{\\\"code\\\":503,\\\"message\\\":\\\"The model is overloaded.\\\",\\\"status\\\":\\\"UNAVAILABLE\\\"}}\n");
-    transcript mid = {200,
+    test_transcript mid = {200, NULL,
                       "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}],\"role\":\"model\"},\"index\":0}],"
                       "\"responseId\":\"r9\"}\n\n"
                       "data: {\"error\":{\"code\":500,\"message\":\"Internal error\",\"status\":\"INTERNAL\"}}\n\n"};
-    check_transcript(*state, &mid,
+    test_fx_check_transcript(*state, &mid,
                      "upstream_id r9\n"
                      "delta 0 content Hi\n"
                      "error status=502 retry_ms=0 msg=Gemini INTERNAL: Internal error "
@@ -332,8 +259,8 @@ static void test_http_503_and_midstream_error(void **state)
 
 static void test_stream_truncated(void **state)
 {
-    transcript t = {200, "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}]}}]}\n\n"};
-    check_transcript(*state, &t,
+    test_transcript t = {200, NULL, "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hi\"}]}}]}\n\n"};
+    test_fx_check_transcript(*state, &t,
                      "delta 0 content Hi\n"
                      "error status=502 retry_ms=0 msg=Gemini stream ended without a finishReason raw=\n");
 }

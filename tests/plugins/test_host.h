@@ -415,4 +415,126 @@ static inline int test_prepare(const llmux_plugin *p, void *ctx, const char *bod
     return p->prepare(call, out);
 }
 
+/* ---- fixture: one loaded plugin, one call at a time ---------------------- */
+
+/* What a plugin test keeps between setup and teardown. pc_opts / ep_opts are
+ * storage for pc.options / ep.options. */
+typedef struct {
+    void *so;
+    const llmux_plugin *p;
+    void *ctx;
+    llmux_provider_config pc;
+    llmux_kv pc_opts[2];
+    llmux_endpoint ep;
+    llmux_kv ep_opts[2];
+    llmux_call call;
+    struct llmux_outreq out;
+    int prepared; /* set by test_fx_prepare: call must be released */
+} test_fx;
+
+/* A zeroed fixture with $LLMUX_BUILD_DIR/plugins/<name>.so loaded (not yet
+ * initialised), or NULL (with a message on stderr when the load failed). */
+static inline test_fx *test_fx_open(const char *name)
+{
+    test_fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->so = test_load_plugin(name, &f->p);
+    if (!f->so) {
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+/* Releases the call if test_fx_prepare prepared one, and frees the outreq. */
+static inline void test_fx_release_call(test_fx *f)
+{
+    if (f->prepared)
+        f->p->release(&f->call);
+    f->prepared = 0;
+    test_outreq_free(&f->out);
+}
+
+/* Releases the call and the kept request, finis the plugin, dlcloses it and
+ * frees f. */
+static inline void test_fx_close(test_fx *f)
+{
+    test_fx_release_call(f);
+    test_request_free();
+    f->p->fini(f->ctx);
+    dlclose(f->so);
+    free(f);
+}
+
+/* Releases the previous call, clears the events and runs test_prepare on f's
+ * endpoint and provider. The call is released later whatever prepare
+ * returned. */
+static inline int test_fx_prepare(test_fx *f, const char *body)
+{
+    test_fx_release_call(f);
+    test_reset_events();
+    int rc = test_prepare(f->p, f->ctx, body, &f->ep, &f->pc, &f->call, &f->out);
+    f->prepared = 1;
+    return rc;
+}
+
+/* One upstream answer: HTTP status, optional Retry-After, body. */
+typedef struct {
+    int status;
+    const char *retry_after; /* NULL: no retry-after header */
+    const char *body;
+} test_transcript;
+
+/* Needs cmocka's assertions: include <cmocka.h> before this header. */
+#ifdef assert_string_equal
+/* Prepares a one-message chat request, then feeds t to the call
+ * in pieces: split=0 whole, split=k>0 two pieces cut at byte k, split=-1 one
+ * byte at a time. Returns a copy of the events (free it). */
+static inline char *test_fx_run(test_fx *f, const test_transcript *t, long split)
+{
+    llmux_kv hdr[2] = {{"content-type", "text/event-stream"}, {"retry-after", t->retry_after}};
+    assert_int_equal(
+        test_fx_prepare(f, "{\"model\":\"a/b\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"),
+        0);
+    test_reset_events();
+    f->p->on_headers(&f->call, t->status, hdr, t->retry_after ? 2 : 1);
+    size_t n = strlen(t->body);
+    if (split == 0) {
+        f->p->on_data(&f->call, t->body, n);
+    } else if (split > 0) {
+        f->p->on_data(&f->call, t->body, (size_t)split);
+        f->p->on_data(&f->call, t->body + split, n - (size_t)split);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            f->p->on_data(&f->call, t->body + i, 1);
+    }
+    f->p->on_done(&f->call, t->status);
+    char *s = strdup(test_events_str());
+    test_fx_release_call(f);
+    return s;
+}
+
+/* Asserts that t fed whole gives expected, and that every two-piece split
+ * and byte-by-byte feeding give the same events. */
+static inline void test_fx_check_transcript(test_fx *f, const test_transcript *t,
+                                            const char *expected)
+{
+    char *whole = test_fx_run(f, t, 0);
+    assert_string_equal(whole, expected);
+    size_t n = strlen(t->body);
+    for (size_t k = 1; k < n; k++) {
+        char *part = test_fx_run(f, t, (long)k);
+        if (strcmp(part, whole) != 0)
+            fprintf(stderr, "split at byte %zu differs\n", k);
+        assert_string_equal(part, whole);
+        free(part);
+    }
+    char *bytes = test_fx_run(f, t, -1);
+    assert_string_equal(bytes, whole);
+    free(bytes);
+    free(whole);
+}
+#endif /* assert_string_equal */
+
 #endif /* LLMUX_TEST_HOST_H */

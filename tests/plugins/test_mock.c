@@ -7,23 +7,12 @@
 
 #include "test_host.h"
 
-typedef struct {
-    void *so;
-    const llmux_plugin *p;
-    void *ctx;
-    llmux_provider_config pc;
-    llmux_endpoint ep;
-    llmux_kv ep_opts[2];
-    llmux_call call;
-    struct llmux_outreq out;
-} fx;
+typedef test_fx fx;
 
 static int setup(void **state)
 {
-    fx *f = calloc(1, sizeof *f);
+    fx *f = test_fx_open("mock");
     assert_non_null(f);
-    f->so = test_load_plugin("mock", &f->p);
-    assert_non_null(f->so);
     f->pc.name = "mock";
     assert_int_equal(f->p->init(test_host(), &f->pc, &f->ctx), 0);
     f->ep.model = "mock/echo";
@@ -35,12 +24,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    fx *f = *state;
-    test_outreq_free(&f->out);
-    test_request_free();
-    f->p->fini(f->ctx);
-    dlclose(f->so);
-    free(f);
+    test_fx_close(*state); /* prep does not mark calls prepared: run_local releases them */
     return 0;
 }
 
