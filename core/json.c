@@ -1,12 +1,13 @@
-/* JSON reading: a strict RFC 8259 validator in front of jsmn.
+/* JSON reading: a strict RFC 8259 validator that also writes jsmn tokens.
  *
  * jsmn (non-strict) tokenises, but accepts unquoted keys, missing separators,
- * bad escapes, raw control characters, invalid UTF-8 and bad numbers. So we
- * first run a strict single-pass validator over the text that also counts
- * the tokens the document needs and enforces the depth limit; only a valid
- * document is handed to jsmn, with a token array of exactly that size (the
- * budget comes from the configured limit, never from a guess). jsmn's result
- * must then match the count, which double-checks both passes. */
+ * bad escapes, raw control characters, invalid UTF-8 and bad numbers. So the
+ * parser here is one strict pass over the text that checks all of that,
+ * enforces the depth limit and the token budget (from the configured limit,
+ * never a guess), and writes the very tokens jsmn would produce for a valid
+ * document (the unit tests compare both on a corpus and on random documents).
+ * String bodies are scanned eight bytes at a time while they are plain ASCII;
+ * token arrays come from a small per-thread cache. */
 #include "json.h"
 
 #include <limits.h>
@@ -16,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JSMN_STATIC
+#define JSMN_HEADER /* the token type only: the tokens are written here */
 #include <jsmn.h>
 
 _Static_assert(sizeof(llmux_jtok) == sizeof(jsmntok_t), "llmux_jtok must match jsmntok_t");
@@ -30,81 +31,98 @@ _Static_assert((int)LLMUX_JSON_OBJECT == (int)JSMN_OBJECT && (int)LLMUX_JSON_ARR
                    (int)LLMUX_JSON_PRIMITIVE == (int)JSMN_PRIMITIVE,
                "token type values");
 
-/* ---- validation --------------------------------------------------------- */
+/* ---- validation + tokenising -------------------------------------------- */
+
+/* String body byte classes: 0 plain ASCII, 1 '"', 2 '\\', 3 control, 4 non-ASCII. */
+#define R16(x) x, x, x, x, x, x, x, x, x, x, x, x, x, x, x, x
+static const unsigned char str_class[256] = {
+    R16(3), R16(3),
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,         /* 0x20: '"' */
+    R16(0), R16(0),
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,         /* 0x50: '\\' */
+    R16(0), R16(0),
+    R16(4), R16(4), R16(4), R16(4), R16(4), R16(4), R16(4), R16(4),
+};
+#undef R16
+
+#define ONES UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Non-zero iff one of the 8 bytes is not plain ASCII string content
+ * (a control character, '"', '\\' or a byte >= 0x80). Exact: with no high
+ * bit set no subtraction borrows across bytes. */
+static inline uint64_t word_special(const unsigned char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof w);
+    return ((w - ONES * 0x20) | ((w ^ (ONES * '"')) - ONES) | ((w ^ (ONES * '\\')) - ONES) | w) & HIGHS;
+}
 
 typedef struct {
-    const unsigned char *s;
-    size_t len;
-    size_t pos;
     const char *err;
     size_t err_off;
-    int rc;
-} vstate;
+} verr;
 
-static int vfail(vstate *v, int rc, const char *msg, size_t off)
+static int vfail(verr *e, int rc, const char *msg, size_t off)
 {
-    v->rc = rc;
-    v->err = msg;
-    v->err_off = off;
+    e->err = msg;
+    e->err_off = off;
     return rc;
 }
 
-static void skip_ws(vstate *v)
+static inline size_t skip_ws(const unsigned char *s, size_t pos, size_t len)
 {
-    while (v->pos < v->len) {
-        unsigned char c = v->s[v->pos];
-        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+    while (pos < len) {
+        unsigned char c = s[pos];
+        if (c > ' ' || (c != ' ' && c != '\t' && c != '\n' && c != '\r'))
             break;
-        v->pos++;
+        pos++;
     }
+    return pos;
 }
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+static const signed char hex_tab[256] = {
+#define H16 -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
+    H16, H16, H16,
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, -1, -1, -1, -1, -1, -1,
+    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    H16,
+    -1, 10, 11, 12, 13, 14, 15, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    H16, H16, H16, H16, H16, H16, H16, H16, H16,
+#undef H16
+};
 
 /* Reads 4 hex digits at s[i..i+4), or -1. */
 static long hex4(const unsigned char *s, size_t i, size_t len)
 {
     if (len < 4 || i > len - 4)
         return -1;
-    long u = 0;
-    for (int k = 0; k < 4; k++) {
-        int h = hexval(s[i + (size_t)k]);
-        if (h < 0)
-            return -1;
-        u = u * 16 + h;
-    }
-    return u;
+    int a = hex_tab[s[i]], b = hex_tab[s[i + 1]], c = hex_tab[s[i + 2]], d = hex_tab[s[i + 3]];
+    if ((a | b | c | d) < 0)
+        return -1;
+    return (long)((a << 12) | (b << 8) | (c << 4) | d);
 }
 
-/* v->pos is at the opening quote. Leaves pos after the closing quote. */
-static int scan_string(vstate *v)
+/* *pos is at the opening quote. Leaves *pos after the closing quote. */
+static inline int scan_string(const unsigned char *s, size_t len, size_t *pos, verr *e)
 {
-    const unsigned char *s = v->s;
-    size_t i = v->pos + 1, len = v->len;
+    size_t open = *pos, i = open + 1;
     for (;;) {
-        while (i < len && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\')
+        while (len - i >= 8 && !word_special(s + i))
+            i += 8;
+        while (i < len && !str_class[s[i]])
             i++;
         if (i >= len)
-            return vfail(v, LLMUX_EPROTO, "invalid JSON: unterminated string", v->pos);
-        unsigned char c = s[i];
-        if (c == '"') {
-            v->pos = i + 1;
+            return vfail(e, LLMUX_EPROTO, "invalid JSON: unterminated string", open);
+        switch (str_class[s[i]]) {
+        case 1:
+            *pos = i + 1;
             return 0;
-        }
-        if (c < 0x20)
-            return vfail(v, LLMUX_EPROTO, "invalid JSON: raw control character in string", i);
-        if (c == '\\') {
+        case 3:
+            return vfail(e, LLMUX_EPROTO, "invalid JSON: raw control character in string", i);
+        case 2:
             if (i + 1 >= len)
-                return vfail(v, LLMUX_EPROTO, "invalid JSON: unterminated string", v->pos);
+                return vfail(e, LLMUX_EPROTO, "invalid JSON: unterminated string", open);
             switch (s[i + 1]) {
             case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
                 i += 2;
@@ -112,15 +130,15 @@ static int scan_string(vstate *v)
             case 'u': {
                 long u = hex4(s, i + 2, len);
                 if (u < 0)
-                    return vfail(v, LLMUX_EPROTO, "invalid JSON: bad \\u escape in string", i);
+                    return vfail(e, LLMUX_EPROTO, "invalid JSON: bad \\u escape in string", i);
                 if (u >= 0xDC00 && u <= 0xDFFF)
-                    return vfail(v, LLMUX_EPROTO, "invalid JSON: unpaired surrogate in string", i);
+                    return vfail(e, LLMUX_EPROTO, "invalid JSON: unpaired surrogate in string", i);
                 if (u >= 0xD800 && u <= 0xDBFF) {
                     long lo = -1;
                     if (i + 7 < len && s[i + 6] == '\\' && s[i + 7] == 'u')
                         lo = hex4(s, i + 8, len);
                     if (lo < 0xDC00 || lo > 0xDFFF)
-                        return vfail(v, LLMUX_EPROTO, "invalid JSON: unpaired surrogate in string", i);
+                        return vfail(e, LLMUX_EPROTO, "invalid JSON: unpaired surrogate in string", i);
                     i += 12;
                 } else {
                     i += 6;
@@ -128,31 +146,32 @@ static int scan_string(vstate *v)
                 continue;
             }
             default:
-                return vfail(v, LLMUX_EPROTO, "invalid JSON: bad escape in string", i);
+                return vfail(e, LLMUX_EPROTO, "invalid JSON: bad escape in string", i);
             }
+        default: { /* 4: a UTF-8 sequence */
+            size_t n = llmux_utf8_valid_len(s + i, len - i);
+            if (!n)
+                return vfail(e, LLMUX_EPROTO, "invalid JSON: invalid UTF-8 in string", i);
+            i += n;
         }
-        size_t n = llmux_utf8_valid_len(s + i, len - i);
-        if (!n)
-            return vfail(v, LLMUX_EPROTO, "invalid JSON: invalid UTF-8 in string", i);
-        i += n;
+        }
     }
 }
 
-static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static inline int is_digit(unsigned char c) { return (unsigned)(c - '0') < 10u; }
 
 /* RFC 8259: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
-static int scan_number(vstate *v)
+static int scan_number(const unsigned char *s, size_t len, size_t *pos, verr *e)
 {
-    const unsigned char *s = v->s;
-    size_t i = v->pos, len = v->len, start = v->pos;
+    size_t i = *pos, start = *pos;
     if (i < len && s[i] == '-')
         i++;
     if (i >= len || !is_digit(s[i]))
-        return vfail(v, LLMUX_EPROTO, "invalid JSON: bad number", start);
+        return vfail(e, LLMUX_EPROTO, "invalid JSON: bad number", start);
     if (s[i] == '0') {
         i++;
         if (i < len && is_digit(s[i]))
-            return vfail(v, LLMUX_EPROTO, "invalid JSON: number with leading zero", start);
+            return vfail(e, LLMUX_EPROTO, "invalid JSON: number with leading zero", start);
     } else {
         while (i < len && is_digit(s[i]))
             i++;
@@ -160,7 +179,7 @@ static int scan_number(vstate *v)
     if (i < len && s[i] == '.') {
         i++;
         if (i >= len || !is_digit(s[i]))
-            return vfail(v, LLMUX_EPROTO, "invalid JSON: bad number", start);
+            return vfail(e, LLMUX_EPROTO, "invalid JSON: bad number", start);
         while (i < len && is_digit(s[i]))
             i++;
     }
@@ -169,149 +188,98 @@ static int scan_number(vstate *v)
         if (i < len && (s[i] == '+' || s[i] == '-'))
             i++;
         if (i >= len || !is_digit(s[i]))
-            return vfail(v, LLMUX_EPROTO, "invalid JSON: bad number", start);
+            return vfail(e, LLMUX_EPROTO, "invalid JSON: bad number", start);
         while (i < len && is_digit(s[i]))
             i++;
     }
-    v->pos = i;
+    *pos = i;
     return 0;
 }
 
-static int scan_literal(vstate *v, const char *lit)
+/* ---- token arrays --------------------------------------------------------
+ *
+ * A document's tokens live in a malloc'd block whose first element is a
+ * header (its .size is the capacity in tokens); doc->tok points just past it.
+ * Released blocks of modest size go to a small per-thread cache, so a parse
+ * normally allocates nothing. A block may be released on any thread. */
+
+#define TOK_INITIAL 64
+#define TOK_CACHE_SLOTS 4
+#define TOK_CACHE_MAX 4096 /* larger blocks are freed, not cached */
+
+typedef struct {
+    jsmntok_t *slot[TOK_CACHE_SLOTS];
+    int n;
+    int registered;
+} tok_cache;
+
+static _Thread_local tok_cache t_cache;
+static pthread_key_t tok_key;
+static int tok_key_ok;
+static pthread_once_t tok_key_once = PTHREAD_ONCE_INIT;
+
+static void tok_cache_destroy(void *p)
 {
-    size_t n = strlen(lit);
-    if (v->len - v->pos < n || memcmp(v->s + v->pos, lit, n) != 0)
-        return vfail(v, LLMUX_EPROTO, "invalid JSON: unexpected character", v->pos);
-    v->pos += n;
-    return 0;
+    tok_cache *c = p;
+    while (c->n > 0)
+        free(c->slot[--c->n]);
 }
 
-/* Validates the whole text; on success *ntok is the number of jsmn tokens
- * (every value plus every object key). Iterative: the container stack is a
- * byte per level, bounded by max_depth. */
-static int validate(vstate *v, int max_tokens, int max_depth, int *ntok)
-{
-    size_t cap = (size_t)(max_depth > 0 ? max_depth : 0);
-    if (cap > v->len)
-        cap = v->len; /* a document cannot nest deeper than its length */
-    unsigned char small[256];
-    unsigned char *stack = cap <= sizeof small ? small : malloc(cap);
-    if (!stack)
-        return vfail(v, LLMUX_ENOMEM, "out of memory", 0);
-    int depth = 0;
-    long count = 0;
-    int rc = 0;
+static void tok_key_init(void) { tok_key_ok = pthread_key_create(&tok_key, tok_cache_destroy) == 0; }
 
-    skip_ws(v);
-    if (v->pos >= v->len) {
-        rc = vfail(v, LLMUX_EPROTO, "invalid JSON: empty document", v->pos);
-        goto out;
+static jsmntok_t *tok_block_get(void)
+{
+    tok_cache *c = &t_cache;
+    if (c->n > 0)
+        return c->slot[--c->n];
+    jsmntok_t *b = malloc((TOK_INITIAL + 1) * sizeof *b);
+    if (b) {
+        b[0].type = JSMN_UNDEFINED;
+        b[0].start = b[0].end = -1;
+        b[0].size = TOK_INITIAL;
     }
-    for (;;) {
-        /* expect a value at v->pos (whitespace skipped) */
-        if (v->pos >= v->len) {
-            rc = vfail(v, LLMUX_EPROTO, "invalid JSON: truncated document", v->pos);
-            goto out;
-        }
-        if (++count > max_tokens) {
-            rc = vfail(v, LLMUX_ELIMIT, "JSON document has too many tokens", v->pos);
-            goto out;
-        }
-        unsigned char c = v->s[v->pos];
-        if (c == '{' || c == '[') {
-            if (depth >= max_depth || (size_t)depth >= cap) {
-                rc = vfail(v, LLMUX_ELIMIT, "JSON document nested too deeply", v->pos);
-                goto out;
-            }
-            stack[depth++] = c;
-            v->pos++;
-            skip_ws(v);
-            if (v->pos < v->len && v->s[v->pos] == (c == '{' ? '}' : ']')) {
-                v->pos++;
-                depth--;
-                goto after_value;
-            }
-            if (c == '{')
-                goto expect_key;
-            continue;
-        } else if (c == '"') {
-            rc = scan_string(v);
-        } else if (c == '-' || is_digit(c)) {
-            rc = scan_number(v);
-        } else if (c == 't') {
-            rc = scan_literal(v, "true");
-        } else if (c == 'f') {
-            rc = scan_literal(v, "false");
-        } else if (c == 'n') {
-            rc = scan_literal(v, "null");
-        } else {
-            rc = vfail(v, LLMUX_EPROTO, "invalid JSON: unexpected character", v->pos);
-        }
-        if (rc)
-            goto out;
-    after_value:
-        skip_ws(v);
-        if (depth == 0) {
-            if (v->pos != v->len)
-                rc = vfail(v, LLMUX_EPROTO, "invalid JSON: trailing characters after the root value",
-                           v->pos);
-            goto out;
-        }
-        if (v->pos >= v->len) {
-            rc = vfail(v, LLMUX_EPROTO, "invalid JSON: truncated document", v->pos);
-            goto out;
-        }
-        {
-            unsigned char top = stack[depth - 1], d = v->s[v->pos];
-            if (d == ',') {
-                v->pos++;
-                skip_ws(v);
-                if (top == '{')
-                    goto expect_key;
-                continue;
-            }
-            if (d == (top == '{' ? '}' : ']')) {
-                v->pos++;
-                depth--;
-                goto after_value;
-            }
-            rc = vfail(v, LLMUX_EPROTO,
-                       top == '{' ? "invalid JSON: expected ',' or '}' in object"
-                                  : "invalid JSON: expected ',' or ']' in array",
-                       v->pos);
-            goto out;
-        }
-    expect_key:
-        if (v->pos >= v->len) {
-            rc = vfail(v, LLMUX_EPROTO, "invalid JSON: truncated document", v->pos);
-            goto out;
-        }
-        if (v->s[v->pos] != '"') {
-            rc = vfail(v, LLMUX_EPROTO, "invalid JSON: object key must be a string", v->pos);
-            goto out;
-        }
-        if (++count > max_tokens) {
-            rc = vfail(v, LLMUX_ELIMIT, "JSON document has too many tokens", v->pos);
-            goto out;
-        }
-        if ((rc = scan_string(v)))
-            goto out;
-        skip_ws(v);
-        if (v->pos >= v->len || v->s[v->pos] != ':') {
-            rc = vfail(v, LLMUX_EPROTO, "invalid JSON: expected ':' after object key", v->pos);
-            goto out;
-        }
-        v->pos++;
-        skip_ws(v);
-    }
-out:
-    if (stack != small)
-        free(stack);
-    if (!rc)
-        *ntok = (int)count;
-    return rc;
+    return b;
 }
 
+static void tok_block_put(jsmntok_t *b)
+{
+    tok_cache *c = &t_cache;
+    if (b[0].size > TOK_CACHE_MAX || c->n >= TOK_CACHE_SLOTS) {
+        free(b);
+        return;
+    }
+    if (!c->registered) {
+        /* Free the cached blocks when the thread ends. */
+        pthread_once(&tok_key_once, tok_key_init);
+        if (!tok_key_ok || pthread_setspecific(tok_key, c) != 0) {
+            free(b);
+            return;
+        }
+        c->registered = 1;
+    }
+    c->slot[c->n++] = b;
+}
+
+/* Grows the block to hold at least need tokens (need <= max). */
+static jsmntok_t *tok_block_grow(jsmntok_t *b, int need, int max)
+{
+    long cap = b[0].size;
+    while (cap < need)
+        cap *= 2;
+    if (cap > max)
+        cap = max;
+    jsmntok_t *nb = realloc(b, ((size_t)cap + 1) * sizeof *nb);
+    if (!nb)
+        return NULL;
+    nb[0].size = (int)cap;
+    return nb;
+}
+
+/* One strict pass that validates the text and writes the tokens jsmn would
+ * produce for it (same types, offsets and sizes: containers count their
+ * direct children, an object counts its keys, a key has size 1). Iterative:
+ * the stack holds the token index of each open container, bounded by
+ * max_depth. */
 int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
                      llmux_json *out, const char **err, size_t *err_off)
 {
@@ -332,33 +300,179 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
     int max_tokens = lim && lim->max_tokens > 0 ? lim->max_tokens : LLMUX_JSON_DEFAULT_MAX_TOKENS;
     int max_depth = lim && lim->max_depth > 0 ? lim->max_depth : LLMUX_JSON_DEFAULT_MAX_DEPTH;
 
-    vstate v = {(const unsigned char *)text, len, 0, NULL, 0, 0};
-    int ntok = 0;
-    int rc = validate(&v, max_tokens, max_depth, &ntok);
-    if (rc) {
-        *err = v.err;
-        *err_off = v.err_off;
-        return rc;
-    }
-    jsmntok_t *tok = malloc((size_t)ntok * sizeof *tok);
-    if (!tok) {
+    const unsigned char *s = (const unsigned char *)text;
+    verr e = {NULL, 0};
+    size_t cap = (size_t)max_depth;
+    if (cap > len)
+        cap = len; /* a document cannot nest deeper than its length */
+    int small[64];
+    int *stack = cap <= sizeof small / sizeof small[0] ? small : malloc(cap * sizeof *stack);
+    jsmntok_t *blk = stack ? tok_block_get() : NULL;
+    if (!blk) {
+        if (stack && stack != small)
+            free(stack);
         *err = "out of memory";
         return LLMUX_ENOMEM;
     }
-    jsmn_parser p;
-    jsmn_init(&p);
-    int r = jsmn_parse(&p, text, len, tok, (unsigned)ntok);
-    if (r != ntok) {
-        /* Cannot happen for a validated document; refuse rather than trust. */
-        free(tok);
-        *err = "invalid JSON: tokenizer disagrees with validator";
-        *err_off = p.pos;
-        return r == JSMN_ERROR_NOMEM ? LLMUX_ELIMIT : LLMUX_EPROTO;
+    jsmntok_t *tok = blk + 1;
+    int tcap = blk[0].size;
+    int n = 0, depth = 0, rc = 0;
+    size_t pos = skip_ws(s, 0, len);
+
+#define NEED_TOKEN()                                                                               \
+    do {                                                                                           \
+        if (n >= max_tokens) {                                                                     \
+            rc = vfail(&e, LLMUX_ELIMIT, "JSON document has too many tokens", pos);                \
+            goto out;                                                                              \
+        }                                                                                          \
+        if (n >= tcap) {                                                                           \
+            jsmntok_t *nb = tok_block_grow(blk, n + 1, max_tokens);                                \
+            if (!nb) {                                                                             \
+                rc = vfail(&e, LLMUX_ENOMEM, "out of memory", 0);                                  \
+                goto out;                                                                          \
+            }                                                                                      \
+            blk = nb;                                                                              \
+            tok = blk + 1;                                                                         \
+            tcap = blk[0].size;                                                                    \
+        }                                                                                          \
+    } while (0)
+
+    if (pos >= len) {
+        rc = vfail(&e, LLMUX_EPROTO, "invalid JSON: empty document", pos);
+        goto out;
+    }
+    for (;;) {
+        /* expect a value at pos (whitespace skipped) */
+        if (pos >= len) {
+            rc = vfail(&e, LLMUX_EPROTO, "invalid JSON: truncated document", pos);
+            goto out;
+        }
+        NEED_TOKEN();
+        if (depth && tok[stack[depth - 1]].type == JSMN_ARRAY)
+            tok[stack[depth - 1]].size++; /* in an object the key counts instead */
+        jsmntok_t *t = &tok[n];
+        unsigned char c = s[pos];
+        if (c == '{' || c == '[') {
+            if (depth >= max_depth || (size_t)depth >= cap) {
+                rc = vfail(&e, LLMUX_ELIMIT, "JSON document nested too deeply", pos);
+                goto out;
+            }
+            t->type = c == '{' ? JSMN_OBJECT : JSMN_ARRAY;
+            t->start = (int)pos;
+            t->end = -1;
+            t->size = 0;
+            stack[depth++] = n++;
+            pos = skip_ws(s, pos + 1, len);
+            if (pos < len && s[pos] == (c == '{' ? '}' : ']')) {
+                t->end = (int)++pos;
+                depth--;
+                goto after_value;
+            }
+            if (c == '{')
+                goto expect_key;
+            continue;
+        }
+        size_t start = pos;
+        if (c == '"') {
+            if ((rc = scan_string(s, len, &pos, &e)))
+                goto out;
+            t->type = JSMN_STRING;
+            t->start = (int)start + 1;
+            t->end = (int)pos - 1;
+        } else {
+            if (c == '-' || is_digit(c)) {
+                if ((rc = scan_number(s, len, &pos, &e)))
+                    goto out;
+            } else if (c == 't' && len - pos >= 4 && !memcmp(s + pos, "true", 4)) {
+                pos += 4;
+            } else if (c == 'f' && len - pos >= 5 && !memcmp(s + pos, "false", 5)) {
+                pos += 5;
+            } else if (c == 'n' && len - pos >= 4 && !memcmp(s + pos, "null", 4)) {
+                pos += 4;
+            } else {
+                rc = vfail(&e, LLMUX_EPROTO, "invalid JSON: unexpected character", pos);
+                goto out;
+            }
+            t->type = JSMN_PRIMITIVE;
+            t->start = (int)start;
+            t->end = (int)pos;
+        }
+        t->size = 0;
+        n++;
+    after_value:
+        pos = skip_ws(s, pos, len);
+        if (depth == 0) {
+            if (pos != len)
+                rc = vfail(&e, LLMUX_EPROTO, "invalid JSON: trailing characters after the root value",
+                           pos);
+            goto out;
+        }
+        if (pos >= len) {
+            rc = vfail(&e, LLMUX_EPROTO, "invalid JSON: truncated document", pos);
+            goto out;
+        }
+        {
+            jsmntok_t *top = &tok[stack[depth - 1]];
+            unsigned char d = s[pos];
+            if (d == ',') {
+                pos = skip_ws(s, pos + 1, len);
+                if (top->type == JSMN_OBJECT)
+                    goto expect_key;
+                continue;
+            }
+            if (d == (top->type == JSMN_OBJECT ? '}' : ']')) {
+                top->end = (int)++pos;
+                depth--;
+                goto after_value;
+            }
+            rc = vfail(&e, LLMUX_EPROTO,
+                       top->type == JSMN_OBJECT ? "invalid JSON: expected ',' or '}' in object"
+                                                : "invalid JSON: expected ',' or ']' in array",
+                       pos);
+            goto out;
+        }
+    expect_key:
+        if (pos >= len) {
+            rc = vfail(&e, LLMUX_EPROTO, "invalid JSON: truncated document", pos);
+            goto out;
+        }
+        if (s[pos] != '"') {
+            rc = vfail(&e, LLMUX_EPROTO, "invalid JSON: object key must be a string", pos);
+            goto out;
+        }
+        NEED_TOKEN();
+        {
+            size_t kstart = pos;
+            if ((rc = scan_string(s, len, &pos, &e)))
+                goto out;
+            jsmntok_t *k = &tok[n++];
+            k->type = JSMN_STRING;
+            k->start = (int)kstart + 1;
+            k->end = (int)pos - 1;
+            k->size = 1; /* its value */
+            tok[stack[depth - 1]].size++;
+        }
+        pos = skip_ws(s, pos, len);
+        if (pos >= len || s[pos] != ':') {
+            rc = vfail(&e, LLMUX_EPROTO, "invalid JSON: expected ':' after object key", pos);
+            goto out;
+        }
+        pos = skip_ws(s, pos + 1, len);
+    }
+#undef NEED_TOKEN
+out:
+    if (stack != small)
+        free(stack);
+    if (rc) {
+        tok_block_put(blk);
+        *err = e.err;
+        *err_off = e.err_off;
+        return rc;
     }
     out->text = text;
     out->len = len;
     out->tok = (const llmux_jtok *)(const void *)tok;
-    out->ntok = ntok;
+    out->ntok = n;
     return 0;
 }
 
@@ -366,7 +480,8 @@ void llmux_json_release(llmux_json *doc)
 {
     if (!doc)
         return;
-    free((void *)doc->tok);
+    if (doc->tok)
+        tok_block_put((jsmntok_t *)(void *)doc->tok - 1);
     doc->tok = NULL;
     doc->ntok = 0;
 }
@@ -382,6 +497,8 @@ int llmux_json_skip(const llmux_json *doc, int i)
 {
     if (!valid_idx(doc, i))
         return doc ? doc->ntok : 0;
+    if (doc->tok[i].size == 0)
+        return i + 1; /* a scalar or an empty container */
     /* Every token's size is its number of direct children in token order
      * (an object key has size 1: its value), so count down what remains. */
     long remaining = 1;
@@ -392,15 +509,21 @@ int llmux_json_skip(const llmux_json *doc, int i)
     return i;
 }
 
-/* Compares string token i (after unescaping if needed) with s/n. */
+/* Compares key token i (after unescaping if needed) with s/n. */
 static int str_equals(const llmux_json *doc, int i, const char *s, size_t n)
 {
     const llmux_jtok *t = &doc->tok[i];
     const char *raw = doc->text + t->start;
     size_t rlen = (size_t)(t->end - t->start);
-    if (t->type != LLMUX_JSON_STRING || !memchr(raw, '\\', rlen))
-        return rlen == n && memcmp(raw, s, n) == 0;
     if (rlen < n) /* unescaping never makes a string longer */
+        return 0;
+    if (rlen == n) {
+        /* Same bytes: equal unless raw holds an escape (then it unescapes shorter). */
+        if (n && (raw[0] != s[0] || memcmp(raw, s, n) != 0))
+            return 0;
+        return t->type != LLMUX_JSON_STRING || !memchr(raw, '\\', n);
+    }
+    if (t->type != LLMUX_JSON_STRING || !memchr(raw, '\\', rlen))
         return 0;
     llmux_buf b = {0};
     int eq = llmux_json_unescape(doc, i, &b) == 0 && b.len == n && memcmp(b.data, s, n) == 0;
@@ -413,12 +536,24 @@ int llmux_json_get(const llmux_json *doc, int obj, const char *key)
     if (!valid_idx(doc, obj) || doc->tok[obj].type != LLMUX_JSON_OBJECT || !key)
         return -1;
     size_t klen = strlen(key);
-    int nkeys = doc->tok[obj].size;
+    int nkeys = doc->tok[obj].size, ntok = doc->ntok;
+    const llmux_jtok *tok = doc->tok;
     int i = obj + 1;
-    for (int k = 0; k < nkeys && i + 1 < doc->ntok; k++) {
+    for (int k = 0; k < nkeys && i + 1 < ntok; k++) {
         if (str_equals(doc, i, key, klen))
             return i + 1;
-        i = llmux_json_skip(doc, i + 1);
+        /* skip the key and its value */
+        int v = i + 1;
+        if (tok[v].size == 0) {
+            i = v + 1;
+        } else {
+            long remaining = 1;
+            while (remaining > 0 && v < ntok) {
+                remaining += tok[v].size - 1;
+                v++;
+            }
+            i = v;
+        }
     }
     return -1;
 }

@@ -7,8 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <pthread.h>
+#include <time.h>
 
 #include "json.h"
+
+/* jsmn itself, as the oracle the single-pass tokenizer must agree with. */
+#define JSMN_STATIC
+#include <jsmn.h>
 
 static const llmux_json_limits LIM = {1000, 16};
 
@@ -373,6 +379,263 @@ static void test_skip_flat(void **st)
     llmux_json_release(&d);
 }
 
+/* ---- jsmn agreement, token cache, speed --------------------------------- */
+
+static void same_as_jsmn(const char *s, size_t n)
+{
+    llmux_json_limits lim = {1 << 20, 128};
+    llmux_json d;
+    const char *err = NULL;
+    size_t off = 0;
+    int rc = llmux_json_parse(s, n, &lim, &d, &err, &off);
+    if (rc) {
+        print_error("rejected %.*s: %s at %zu\n", (int)n, s, err ? err : "?", off);
+        fail();
+    }
+    jsmn_parser p;
+    jsmn_init(&p);
+    int want = jsmn_parse(&p, s, n, NULL, 0);
+    assert_int_equal(want, d.ntok);
+    jsmntok_t *t = malloc((size_t)(want > 0 ? want : 1) * sizeof *t);
+    assert_non_null(t);
+    jsmn_init(&p);
+    assert_int_equal(jsmn_parse(&p, s, n, t, (unsigned)want), want);
+    for (int i = 0; i < want; i++) {
+        if ((int)t[i].type != (int)d.tok[i].type || t[i].start != d.tok[i].start ||
+            t[i].end != d.tok[i].end || t[i].size != d.tok[i].size) {
+            print_error("token %d of %.*s: jsmn %d/%d/%d/%d, ours %d/%d/%d/%d\n", i, (int)n, s,
+                        (int)t[i].type, t[i].start, t[i].end, t[i].size, (int)d.tok[i].type,
+                        d.tok[i].start, d.tok[i].end, d.tok[i].size);
+            fail();
+        }
+    }
+    free(t);
+    llmux_json_release(&d);
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static unsigned rnd(unsigned n)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (unsigned)(rng_state % n);
+}
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+} sbuf;
+static void sb_put(sbuf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+static void ws(sbuf *b)
+{
+    static const char *const w[] = {"", "", "", " ", "\n", "\t ", "\r\n  "};
+    sb_puts(b, w[rnd(7)]);
+}
+static void gen_string(sbuf *b)
+{
+    static const char *const parts[] = {"a", "hello world ", "\\\"", "\\\\", "\\/", "\\n", "\\u00e9",
+                                        "\\ud83d\\ude00", "\xc3\xa9", "\xe2\x82\xac",
+                                        "\xf0\x9f\x98\x80", "0123456789abcdef", "{[:,]}", "\x7f"};
+    sb_puts(b, "\"");
+    for (unsigned k = rnd(6); k > 0; k--)
+        sb_puts(b, parts[rnd(sizeof parts / sizeof parts[0])]);
+    sb_puts(b, "\"");
+}
+static void gen_value(sbuf *b, int depth)
+{
+    static const char *const prims[] = {"0", "-0", "12", "-3.25", "1e10", "2E-3", "0.5e+7",
+                                        "true", "false", "null", "123456789012345678901234"};
+    unsigned kind = depth > 6 ? rnd(2) : rnd(4);
+    if (kind == 0) {
+        sb_puts(b, prims[rnd(sizeof prims / sizeof prims[0])]);
+    } else if (kind == 1) {
+        gen_string(b);
+    } else {
+        int obj = kind == 2;
+        sb_puts(b, obj ? "{" : "[");
+        unsigned n = rnd(5);
+        for (unsigned i = 0; i < n; i++) {
+            ws(b);
+            if (i)
+                sb_puts(b, ",");
+            ws(b);
+            if (obj) {
+                gen_string(b);
+                ws(b);
+                sb_puts(b, ":");
+                ws(b);
+            }
+            gen_value(b, depth + 1);
+            ws(b);
+        }
+        ws(b);
+        sb_puts(b, obj ? "}" : "]");
+    }
+}
+
+static void test_tokens_match_jsmn(void **st)
+{
+    (void)st;
+    static const char *const corpus[] = {
+        "{}", "[]", "0", "\"\"", "\"x\"", "true", " null ", "[[]]", "[{}]", "{\"a\":{}}",
+        "{\"a\":[]}", "{\"a\":1,\"b\":[1,2,{\"c\":null}],\"d\":{\"e\":\"f\"}}",
+        "[1,\"two\",[3,[4]],{\"five\":5}]", "{\"\":\"\",\"\\u0041\":\"\\n\"}",
+        "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
+        "\"model\":\"bench-model\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+        "\"content\":\"The quick brown \"},\"finish_reason\":null}]}",
+    };
+    for (size_t i = 0; i < sizeof corpus / sizeof corpus[0]; i++)
+        same_as_jsmn(corpus[i], strlen(corpus[i]));
+    sbuf b = {0};
+    for (int round = 0; round < 3000; round++) {
+        b.n = 0;
+        ws(&b);
+        gen_value(&b, 0);
+        ws(&b);
+        same_as_jsmn(b.p, b.n);
+    }
+    /* Random single-byte damage: whatever we still accept must tokenise like jsmn. */
+    static const char flips[] = "{}[]\",:\\ 0a-.e\x01\x80\xff";
+    for (int round = 0; round < 3000; round++) {
+        b.n = 0;
+        gen_value(&b, 0);
+        if (!b.n)
+            continue;
+        b.p[rnd((unsigned)b.n)] = flips[rnd(sizeof flips - 1)];
+        llmux_json_limits lim = {1 << 20, 128};
+        llmux_json d;
+        if (llmux_json_parse(b.p, b.n, &lim, &d, NULL, NULL) == 0) {
+            llmux_json_release(&d);
+            same_as_jsmn(b.p, b.n);
+        }
+    }
+    free(b.p);
+}
+
+/* Token arrays grow past the first block, are reused, and are freed when a
+ * thread ends (ASan/valgrind would report a leak otherwise). */
+static void *parse_in_thread(void *arg)
+{
+    const char *s = arg;
+    long bad = 0; /* no cmocka asserts off the main thread */
+    for (int k = 0; k < 50; k++) {
+        llmux_json d[6];
+        for (int j = 0; j < 6; j++)
+            if (llmux_json_parse(s, strlen(s), NULL, &d[j], NULL, NULL) != 0 || d[j].ntok != 66)
+                bad++;
+        for (int j = 0; j < 6; j++)
+            llmux_json_release(&d[j]);
+    }
+    return (void *)bad;
+}
+
+static void test_token_cache(void **st)
+{
+    (void)st;
+    /* 3 tokens each: more than the first block, and more than a cached block holds */
+    size_t sizes[] = {10, 100, 3000, 20000, 5};
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        sbuf b = {0};
+        sb_puts(&b, "[");
+        for (size_t i = 0; i < sizes[z]; i++)
+            sb_puts(&b, i ? ",[\"x\",1]" : "[\"x\",1]");
+        sb_puts(&b, "]");
+        llmux_json d, d2;
+        assert_int_equal(llmux_json_parse(b.p, b.n, NULL, &d, NULL, NULL), 0);
+        assert_int_equal(d.ntok, (int)(1 + 3 * sizes[z]));
+        assert_int_equal(llmux_json_parse("{\"k\":[1]}", 9, NULL, &d2, NULL, NULL), 0);
+        assert_int_equal(d2.ntok, 4);
+        assert_int_equal(d.tok[d.ntok - 1].type, LLMUX_JSON_PRIMITIVE);
+        assert_int_equal(d.tok[0].size, (int)sizes[z]);
+        llmux_json_release(&d);
+        llmux_json_release(&d2);
+        /* a failed parse leaves nothing behind */
+        assert_int_equal(llmux_json_parse(b.p, b.n - 1, NULL, &d, NULL, NULL), LLMUX_EPROTO);
+        assert_null(d.tok);
+        free(b.p);
+    }
+    pthread_t th[3];
+    sbuf doc = {0}; /* 66 tokens: the first block grows in every thread */
+    sb_puts(&doc, "{\"a\":[1,2,3,{\"b\":\"c\"}],\"d\":");
+    for (int i = 0; i < 34; i++)
+        sb_puts(&doc, "[");
+    for (int i = 0; i < 34; i++)
+        sb_puts(&doc, i == 0 ? "[]]" : "]");
+    sb_puts(&doc, ",\"e\":[7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25]}");
+    llmux_json d;
+    assert_int_equal(llmux_json_parse(doc.p, doc.n, NULL, &d, NULL, NULL), 0);
+    assert_int_equal(d.ntok, 66);
+    llmux_json_release(&d);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, parse_in_thread, doc.p), 0);
+    for (int i = 0; i < 3; i++) {
+        void *bad = NULL;
+        pthread_join(th[i], &bad);
+        assert_null(bad);
+    }
+    free(doc.p);
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+/* Not a pass/fail benchmark: prints ns/byte; the bound only catches a
+ * pathological slowdown (it is ~100x the expected figure). */
+static void test_parse_speed(void **st)
+{
+    (void)st;
+    const char *chunk = "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
+                        "\"model\":\"bench-model\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\","
+                        "\"content\":\"The quick brown fox jumps over the lazy dog.\"},\"finish_reason\":null}]}";
+    sbuf big = {0};
+    sb_puts(&big, "{\"messages\":[");
+    for (int i = 0; i < 200; i++) {
+        sb_puts(&big, i ? "," : "");
+        sb_puts(&big, "{\"role\":\"user\",\"content\":\"Lorem ipsum dolor sit amet, consectetur adipiscing "
+                      "elit, sed do eiusmod tempor \\\"incididunt\\\" ut labore et dolore magna "
+                      "\xc3\xa9\xe2\x82\xac aliqua.\",\"n\":-12.5e3}");
+    }
+    sb_puts(&big, "]}");
+    struct {
+        const char *name, *s;
+        size_t n;
+        int reps;
+    } cases[] = {{"chunk", chunk, strlen(chunk), 20000}, {"messages", big.p, big.n, 200}};
+    for (size_t c = 0; c < 2; c++) {
+        double best = 1e30;
+        for (int round = 0; round < 3; round++) {
+            double t0 = now_ns();
+            for (int r = 0; r < cases[c].reps; r++) {
+                llmux_json d;
+                assert_int_equal(llmux_json_parse(cases[c].s, cases[c].n, NULL, &d, NULL, NULL), 0);
+                llmux_json_release(&d);
+            }
+            double per = (now_ns() - t0) / ((double)cases[c].reps * (double)cases[c].n);
+            if (per < best)
+                best = per;
+        }
+        printf("json_parse %-8s %6zu bytes: %.2f ns/byte\n", cases[c].name, cases[c].n, best);
+        assert_true(best < 200.0); /* sanitizer/valgrind builds included */
+    }
+    free(big.p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -381,7 +644,8 @@ int main(void)
         cmocka_unit_test(test_invalid_strings),  cmocka_unit_test(test_error_offset),
         cmocka_unit_test(test_limits),           cmocka_unit_test(test_skip_get_at),
         cmocka_unit_test(test_numbers),          cmocka_unit_test(test_unescape),
-        cmocka_unit_test(test_skip_flat),
+        cmocka_unit_test(test_skip_flat),        cmocka_unit_test(test_tokens_match_jsmn),
+        cmocka_unit_test(test_token_cache),      cmocka_unit_test(test_parse_speed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
