@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import {
   startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint,
+  WEATHER_TOOL, TIME_TOOL,
 } from '../integration/harness.mjs';
 
 let Anthropic = null;
@@ -18,17 +19,6 @@ try {
 }
 const skip = sdkMissing || skipNoBinary;
 if (skip) console.log(`# SKIP anthropic client tests: ${skip}`);
-
-const WEATHER_TOOL = {
-  name: 'get_weather',
-  description: 'weather for a city',
-  input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-};
-const TIME_TOOL = {
-  name: 'get_time',
-  description: 'time in a zone',
-  input_schema: { type: 'object', properties: { tz: { type: 'string' } }, required: ['tz'] },
-};
 
 describe('@anthropic-ai/sdk against llmux /v1/messages', { skip, timeout: 90000 }, () => {
   let up, gw, clients;

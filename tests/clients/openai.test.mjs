@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { startOpenAIMock, promptTokensFor } from '../mocks/openai.mjs';
 import {
   startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint,
+  WEATHER_TOOL, chatTool,
 } from '../integration/harness.mjs';
 
 let OpenAI = null;
@@ -18,16 +19,7 @@ try {
 const skip = sdkMissing || skipNoBinary;
 if (skip) console.log(`# SKIP client tests: ${skip}`);
 
-const TOOLS = [
-  {
-    type: 'function',
-    function: {
-      name: 'get_weather',
-      description: 'weather for a city',
-      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-    },
-  },
-];
+const TOOLS = [chatTool(WEATHER_TOOL)];
 
 describe('openai SDK against llmux', { skip, timeout: 60000 }, () => {
   let up, gw, client;

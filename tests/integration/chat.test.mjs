@@ -5,29 +5,13 @@ import assert from 'node:assert/strict';
 import { startOpenAIMock, promptTokensFor, countTokens } from '../mocks/openai.mjs';
 import {
   startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint, postJSON, postSSE, assembleToolCalls, close2,
+  WEATHER_TOOL, TIME_TOOL, chatTool,
 } from './harness.mjs';
 
 const PRICING = { prompt: 0.000001, completion: 0.000002, request: 0.0001 };
 const cost = (p, c) => p * PRICING.prompt + c * PRICING.completion + PRICING.request;
 
-const TOOLS = [
-  {
-    type: 'function',
-    function: {
-      name: 'get_weather',
-      description: 'weather for a city',
-      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-    },
-  },
-  {
-    type: 'function',
-    function: {
-      name: 'get_time',
-      description: 'time in a zone',
-      parameters: { type: 'object', properties: { tz: { type: 'string' } }, required: ['tz'] },
-    },
-  },
-];
+const TOOLS = [chatTool(WEATHER_TOOL), chatTool(TIME_TOOL)];
 
 describe('chat completions via the openai plugin', { skip: skipNoBinary, timeout: 60000 }, () => {
   let up, upCached, gw, url;

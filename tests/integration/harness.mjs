@@ -516,6 +516,23 @@ export function assembleToolCalls(chunks) {
   return calls;
 }
 
+/** Tool fixtures in Anthropic Messages form (name, description, input_schema). */
+export const WEATHER_TOOL = {
+  name: 'get_weather',
+  description: 'weather for a city',
+  input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+};
+export const TIME_TOOL = {
+  name: 'get_time',
+  description: 'time in a zone',
+  input_schema: { type: 'object', properties: { tz: { type: 'string' } }, required: ['tz'] },
+};
+
+/** The same tool in chat-completions form: {type: 'function', function: {name, description, parameters}}. */
+export function chatTool(t) {
+  return { type: 'function', function: { name: t.name, description: t.description, parameters: t.input_schema } };
+}
+
 /** Asserts an OpenRouter-shaped error body; returns the error object. */
 export function expectErrorShape(assert, res, status) {
   assert.equal(res.status, status, `HTTP status (body: ${res.text ?? res.body})`);

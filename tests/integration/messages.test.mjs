@@ -8,6 +8,7 @@ import { startOpenAIMock } from '../mocks/openai.mjs';
 import { startAnthropicMock } from '../mocks/anthropic.mjs';
 import {
   startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, anthropicProvider, model, endpoint, sseIterate,
+  WEATHER_TOOL, TIME_TOOL,
 } from './harness.mjs';
 
 const ANTHROPIC_HEADERS = { 'x-api-key': 'sk-any', 'anthropic-version': '2023-06-01' };
@@ -108,17 +109,6 @@ function checkSequence(events, { allowPing = true } = {}) {
   for (const [i, s] of Object.entries(json)) msg.content[i].input = JSON.parse(s);
   return msg;
 }
-
-const WEATHER_TOOL = {
-  name: 'get_weather',
-  description: 'weather for a city',
-  input_schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-};
-const TIME_TOOL = {
-  name: 'get_time',
-  description: 'time in a zone',
-  input_schema: { type: 'object', properties: { tz: { type: 'string' } }, required: ['tz'] },
-};
 
 describe('POST /v1/messages (Anthropic Messages in)', { skip: skipNoBinary, timeout: 90000 }, () => {
   let up, gw, url;
