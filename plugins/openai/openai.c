@@ -2,12 +2,13 @@
  * openai — any OpenAI-compatible chat-completions upstream.
  *
  * The canonical request already is a chat-completions body, so prepare()
- * copies the client's top-level fields byte for byte, replaces `model`, drops
- * the OpenRouter-only fields and always asks the upstream to stream (the core
- * assembles non-streaming answers from the canonical events). The response
- * side turns SSE chunks — or, from an upstream that ignores `stream`, one JSON
- * document — into canonical events, and maps upstream errors to the status
- * the client should see.
+ * copies the client's top-level fields byte for byte, replaces `model` and
+ * drops the OpenRouter-only fields. A streaming client gets an upstream
+ * stream (with include_usage); otherwise the upstream is asked for one JSON
+ * answer. The response side turns SSE chunks or a JSON document (whichever
+ * the upstream actually sends) into canonical events, and maps upstream
+ * errors to the status the client should see. Each JSON object is walked
+ * once, key by key, rather than searched once per field.
  *
  * Provider options: organization (OpenAI-Organization header).
  */
@@ -28,6 +29,8 @@ typedef struct {
     const char *base_url;
     const char *api_key;
     const char *organization;
+    char *url;  /* base_url + "/chat/completions" */
+    char *auth; /* "Bearer " + api_key, or NULL */
 } oa_ctx;
 
 typedef enum { OA_BODY_UNKNOWN = 0, OA_BODY_SSE, OA_BODY_JSON } oa_body_kind;
@@ -146,6 +149,25 @@ static int oa_init(const llmux_host *host, const llmux_provider_config *cfg, voi
     x->base_url = cfg->base_url;
     x->api_key = cfg->api_key && *cfg->api_key ? cfg->api_key : NULL;
     x->organization = cfg->options ? host->kv_get(cfg->options, cfg->n_options, "organization") : NULL;
+    llmux_buf u = {0}, a = {0};
+    int rc = host->buf_append_str(&u, x->base_url);
+    if (!rc)
+        rc = host->buf_append(&u, "/chat/completions", sizeof "/chat/completions");
+    if (!rc && x->api_key) {
+        rc = host->buf_append_str(&a, "Bearer ");
+        if (!rc)
+            rc = host->buf_append(&a, x->api_key, strlen(x->api_key) + 1);
+    }
+    if (rc) {
+        host->buf_free(&u);
+        if (a.data)
+            memset(a.data, 0, a.cap);
+        host->buf_free(&a);
+        host->free(x);
+        return LLMUX_ENOMEM;
+    }
+    x->url = u.data;
+    x->auth = a.data;
     *ctx = x;
     return 0;
 }
@@ -153,8 +175,14 @@ static int oa_init(const llmux_host *host, const llmux_provider_config *cfg, voi
 static void oa_fini(void *ctx)
 {
     oa_ctx *x = ctx;
-    if (x)
-        x->host->free(x);
+    if (!x)
+        return;
+    llmux_buf u = {x->url, 0, 0}, a = {x->auth, 0, 0};
+    if (x->auth)
+        memset(x->auth, 0, strlen(x->auth)); /* don't leave the secret in freed memory */
+    x->host->buf_free(&u);
+    x->host->buf_free(&a);
+    x->host->free(x);
 }
 
 static void oa_release(llmux_call *c)
@@ -173,20 +201,32 @@ static void oa_release(llmux_call *c)
 /* Request                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* Fields the upstream must not see: OpenRouter's own, and the ones we set. */
-static int oa_drop_field(const llmux_host *h, const llmux_json *d, int key, int legacy)
+/* Fields the upstream must not see: OpenRouter's own, and the ones we set.
+ * Compared on the key's raw bytes, a length switch first. */
+static int oa_drop_field(const llmux_json *d, int key, int legacy)
 {
-    static const char *const drop[] = {"model", "models", "provider", "transforms", "plugins",
-                                       "route", "usage", "stream", "stream_options"};
-    static const char *const drop_legacy[] = {"prompt", "echo", "best_of", "suffix"};
-    for (size_t i = 0; i < sizeof drop / sizeof drop[0]; i++)
-        if (h->json_eq(d, key, drop[i]))
-            return 1;
-    if (legacy)
-        for (size_t i = 0; i < sizeof drop_legacy / sizeof drop_legacy[0]; i++)
-            if (h->json_eq(d, key, drop_legacy[i]))
-                return 1;
-    return 0;
+    const char *k = d->text + d->tok[key].start;
+    size_t n = (size_t)(d->tok[key].end - d->tok[key].start);
+#define IS(lit) (!memcmp(k, lit, sizeof(lit) - 1))
+    switch (n) {
+    case 4:
+        return legacy && IS("echo");
+    case 5:
+        return IS("model") || IS("route") || IS("usage");
+    case 6:
+        return IS("models") || IS("stream") || (legacy && (IS("prompt") || IS("suffix")));
+    case 7:
+        return IS("plugins") || (legacy && IS("best_of"));
+    case 8:
+        return IS("provider");
+    case 10:
+        return IS("transforms");
+    case 14:
+        return IS("stream_options");
+    default:
+        return 0;
+    }
+#undef IS
 }
 
 /* Legacy `prompt` becomes one user message. A string, or an array holding
@@ -222,31 +262,51 @@ static int oa_build_body(llmux_call *c, llmux_buf *b)
         h->emit_error(c, 400, "openai: request body must be a JSON object", NULL, 0, 0);
         return LLMUX_EINVAL;
     }
-    int rc = h->buf_append_str(b, "{\"model\":\"");
+    /* The body is at most the client's plus the model and our fields: one
+     * allocation up front (append the source, then forget it). */
+    size_t mlen = strlen(model), at = b->len;
+    int rc = h->buf_append(b, d->text, d->len);
     if (!rc)
-        rc = h->buf_append_escaped(b, model, strlen(model));
+        rc = h->buf_append(b, model, mlen);
+    b->len = at;
     if (!rc)
-        rc = h->buf_append_str(b, "\"");
-    int has_messages = h->json_get(d, 0, "messages") >= 0;
-    if (!rc && legacy && !has_messages)
+        rc = h->buf_append(b, "{\"model\":\"", 10);
+    if (!rc)
+        rc = h->buf_append_escaped(b, model, mlen);
+    if (!rc)
+        rc = h->buf_append(b, "\"", 1);
+    int drop_legacy = legacy && h->json_get(d, 0, "messages") < 0;
+    if (!rc && drop_legacy)
         rc = oa_legacy_messages(c, b);
 
     int i = 1;
-    for (int k = 0; !rc && k < d->tok[0].size; k++) {
+    for (int k = 0; !rc && k < d->tok[0].size && i + 1 < d->ntok; k++) {
         int key = i, val = i + 1;
-        i = h->json_skip(d, val);
-        if (oa_drop_field(h, d, key, legacy && !has_messages))
+        i = d->tok[val].size == 0 ? val + 1 : h->json_skip(d, val);
+        if (oa_drop_field(d, key, drop_legacy))
             continue;
-        rc = h->buf_append_str(b, ",");
+        /* ,"key":value — the key's quotes come from the source */
+        const llmux_jtok *kt = &d->tok[key];
+        const char *vp;
+        size_t vn;
+        tok_raw(d, val, &vp, &vn);
+        rc = h->buf_append(b, ",", 1);
+        if (!rc && vp == d->text + kt->end + 2 && d->text[kt->end + 1] == ':') {
+            /* "key":value contiguous in the source: one copy */
+            rc = h->buf_append(b, d->text + kt->start - 1, (size_t)(vp + vn - (d->text + kt->start - 1)));
+            continue;
+        }
         if (!rc)
-            rc = append_raw(h, b, d, key);
+            rc = h->buf_append(b, d->text + kt->start - 1, (size_t)(kt->end - kt->start + 2));
         if (!rc)
-            rc = h->buf_append_str(b, ":");
+            rc = h->buf_append(b, ":", 1);
         if (!rc)
-            rc = append_raw(h, b, d, val);
+            rc = h->buf_append(b, vp, vn);
     }
-    if (!rc)
+    if (!rc && c->req->stream)
         rc = h->buf_append_str(b, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+    else if (!rc)
+        rc = h->buf_append(b, "}", 1);
     return rc;
 }
 
@@ -261,27 +321,24 @@ static int oa_prepare(llmux_call *c, llmux_outreq *out)
     st->call = c;
     c->state = st;
 
-    llmux_buf tmp = {0};
-    int rc = h->buf_printf(&tmp, "%s/chat/completions", x->base_url);
-    if (!rc)
-        rc = h->req_set_url(out, tmp.data);
-    h->buf_free(&tmp);
+    int rc = h->req_set_url(out, x->url);
     if (!rc)
         rc = h->req_add_header(out, "Content-Type", "application/json");
     if (!rc)
-        rc = h->req_add_header(out, "Accept", "text/event-stream");
+        rc = h->req_add_header(out, "Accept", c->req->stream ? "text/event-stream" : "application/json");
 
-    const char *key = c->req->api_key_override && *c->req->api_key_override
-                          ? c->req->api_key_override
-                          : x->api_key;
-    if (!rc && key) {
+    if (!rc && c->req->api_key_override && *c->req->api_key_override) {
         llmux_buf auth = {0};
-        rc = h->buf_printf(&auth, "Bearer %s", key);
+        rc = h->buf_append_str(&auth, "Bearer ");
+        if (!rc)
+            rc = h->buf_append(&auth, c->req->api_key_override, strlen(c->req->api_key_override) + 1);
         if (!rc)
             rc = h->req_add_header(out, "Authorization", auth.data);
         if (auth.data)
-            memset(auth.data, 0, auth.len); /* don't leave the secret in freed memory */
+            memset(auth.data, 0, auth.cap); /* don't leave the secret in freed memory */
         h->buf_free(&auth);
+    } else if (!rc && x->auth) {
+        rc = h->req_add_header(out, "Authorization", x->auth);
     }
     if (!rc && x->organization && *x->organization)
         rc = h->req_add_header(out, "OpenAI-Organization", x->organization);
@@ -317,17 +374,68 @@ static llmux_finish oa_finish(const llmux_json *d, int i)
     return LLMUX_FINISH_STOP;
 }
 
-static int emit_str_delta(llmux_call *c, const llmux_json *d, int obj, const char *key,
-                          int choice, llmux_delta_kind kind, int *emitted)
+/* ---- one walk per object ----------------------------------------------
+ * oa_walk visits an object's keys once and records, for each wanted name,
+ * the value of its first occurrence (what json_get would return). Keys are
+ * compared on their raw bytes; a key holding an escape is unescaped first. */
+
+typedef struct {
+    const char *name;
+    size_t len;
+} oa_key;
+#define K(s) {s, sizeof(s) - 1}
+
+static int oa_key_match(const llmux_host *h, const llmux_json *d, int k, const oa_key *keys, int nkeys)
 {
-    const llmux_host *h = host_of(c);
-    int v = h->json_get(d, obj, key);
+    const llmux_jtok *t = &d->tok[k];
+    const char *p = d->text + t->start;
+    size_t n = (size_t)(t->end - t->start);
+    for (int j = 0; j < nkeys; j++)
+        if (keys[j].len == n && p[0] == keys[j].name[0] && !memcmp(p, keys[j].name, n))
+            return j;
+    if (t->type != LLMUX_JSON_STRING || !memchr(p, '\\', n))
+        return -1;
+    llmux_buf u = {0};
+    int found = -1;
+    if (h->json_unescape(d, k, &u) == 0)
+        for (int j = 0; j < nkeys && found < 0; j++)
+            if (keys[j].len == u.len && !memcmp(u.data, keys[j].name, u.len))
+                found = j;
+    h->buf_free(&u);
+    return found;
+}
+
+static inline int oa_next(const llmux_host *h, const llmux_json *d, int v)
+{
+    return d->tok[v].size == 0 ? v + 1 : h->json_skip(d, v);
+}
+
+/* out[j] = value index of keys[j] in object obj, or -1. */
+static void oa_walk(const llmux_host *h, const llmux_json *d, int obj, const oa_key *keys, int nkeys,
+                    int *out)
+{
+    for (int j = 0; j < nkeys; j++)
+        out[j] = -1;
+    if (!tok_is(d, obj, LLMUX_JSON_OBJECT))
+        return;
+    int i = obj + 1;
+    for (int k = 0; k < d->tok[obj].size && i + 1 < d->ntok; k++) {
+        int j = oa_key_match(h, d, i, keys, nkeys);
+        if (j >= 0 && out[j] < 0)
+            out[j] = i + 1;
+        i = oa_next(h, d, i + 1);
+    }
+}
+
+static int emit_str(llmux_call *c, const llmux_json *d, int v, int choice, llmux_delta_kind kind,
+                    int *emitted)
+{
     if (!tok_is(d, v, LLMUX_JSON_STRING) || d->tok[v].end == d->tok[v].start)
         return 0;
     if (emitted)
         *emitted = 1;
-    return h->emit_delta(c, choice, kind, d->text + d->tok[v].start,
-                         (size_t)(d->tok[v].end - d->tok[v].start));
+    return host_of(c)->emit_delta(c, choice, kind, d->text + d->tok[v].start,
+                                  (size_t)(d->tok[v].end - d->tok[v].start));
 }
 
 static void str_tok(const llmux_json *d, int i, const char **p, size_t *n)
@@ -341,33 +449,38 @@ static void str_tok(const llmux_json *d, int i, const char **p, size_t *n)
     }
 }
 
+static const oa_key tc_keys[] = {K("index"), K("id"), K("function")};
+enum { TC_INDEX, TC_ID, TC_FUNCTION, TC_N };
+static const oa_key fn_keys[] = {K("name"), K("arguments")};
+enum { FN_NAME, FN_ARGUMENTS, FN_N };
+
 static int oa_tool_calls(llmux_call *c, const llmux_json *d, int arr, int choice)
 {
     const llmux_host *h = host_of(c);
     oa_call *st = c->state;
     int i = arr + 1;
-    for (int k = 0; k < d->tok[arr].size; k++) {
+    for (int k = 0; k < d->tok[arr].size && i < d->ntok; k++) {
         int tc = i;
-        i = h->json_skip(d, tc);
+        i = oa_next(h, d, tc);
         if (!tok_is(d, tc, LLMUX_JSON_OBJECT))
             continue;
+        int v[TC_N], f[FN_N];
+        oa_walk(h, d, tc, tc_keys, TC_N, v);
         /* Some OpenAI-compatible servers omit `index`: a fragment with an id
          * starts the next call, one without continues the last. */
         int64_t index = -1;
-        int ix = h->json_get(d, tc, "index");
-        if (ix >= 0 && (h->json_int(d, ix, &index) || index > 1000000))
+        if (v[TC_INDEX] >= 0 && (h->json_int(d, v[TC_INDEX], &index) || index > 1000000))
             index = -1;
         if (index < 0)
-            index = h->json_get(d, tc, "id") >= 0 || st->tool_next == 0 ? st->tool_next : st->tool_last;
+            index = v[TC_ID] >= 0 || st->tool_next == 0 ? st->tool_next : st->tool_last;
         st->tool_last = (int)index;
         if (index >= st->tool_next)
             st->tool_next = (int)index + 1;
-        int fn = h->json_get(d, tc, "function");
-        int name = tok_is(d, fn, LLMUX_JSON_OBJECT) ? h->json_get(d, fn, "name") : -1;
-        int args = tok_is(d, fn, LLMUX_JSON_OBJECT) ? h->json_get(d, fn, "arguments") : -1;
+        oa_walk(h, d, v[TC_FUNCTION], fn_keys, FN_N, f);
+        int name = f[FN_NAME], args = f[FN_ARGUMENTS];
         const char *idp, *namep, *argp;
         size_t idn, namen, argn;
-        str_tok(d, h->json_get(d, tc, "id"), &idp, &idn);
+        str_tok(d, v[TC_ID], &idp, &idn);
         str_tok(d, name, &namep, &namen);
         str_tok(d, args, &argp, &argn);
         llmux_buf esc = {0};
@@ -392,25 +505,33 @@ static int oa_tool_calls(llmux_call *c, const llmux_json *d, int arr, int choice
     return 0;
 }
 
+static const oa_key usage_keys[] = {K("prompt_tokens"), K("completion_tokens"),
+                                    K("completion_tokens_details"), K("prompt_tokens_details")};
+enum { U_PROMPT, U_COMPLETION, U_COMPLETION_DETAILS, U_PROMPT_DETAILS, U_N };
+static const oa_key cdet_keys[] = {K("reasoning_tokens")};
+static const oa_key pdet_keys[] = {K("cached_tokens"), K("cache_write_tokens")};
+
 static int oa_usage(llmux_call *c, const llmux_json *d, int u)
 {
     const llmux_host *h = host_of(c);
     llmux_usage us = {-1, -1, -1, -1, -1};
-    int v = h->json_get(d, u, "prompt_tokens");
-    if (v >= 0)
-        h->json_int(d, v, &us.prompt_tokens);
-    v = h->json_get(d, u, "completion_tokens");
-    if (v >= 0)
-        h->json_int(d, v, &us.completion_tokens);
-    int det = h->json_get(d, u, "completion_tokens_details");
-    if (tok_is(d, det, LLMUX_JSON_OBJECT) && (v = h->json_get(d, det, "reasoning_tokens")) >= 0)
-        h->json_int(d, v, &us.reasoning_tokens);
-    det = h->json_get(d, u, "prompt_tokens_details");
-    if (tok_is(d, det, LLMUX_JSON_OBJECT)) {
-        if ((v = h->json_get(d, det, "cached_tokens")) >= 0)
-            h->json_int(d, v, &us.cached_tokens);
-        if ((v = h->json_get(d, det, "cache_write_tokens")) >= 0)
-            h->json_int(d, v, &us.cache_write_tokens);
+    int v[U_N], w[2];
+    oa_walk(h, d, u, usage_keys, U_N, v);
+    if (v[U_PROMPT] >= 0)
+        h->json_int(d, v[U_PROMPT], &us.prompt_tokens);
+    if (v[U_COMPLETION] >= 0)
+        h->json_int(d, v[U_COMPLETION], &us.completion_tokens);
+    if (tok_is(d, v[U_COMPLETION_DETAILS], LLMUX_JSON_OBJECT)) {
+        oa_walk(h, d, v[U_COMPLETION_DETAILS], cdet_keys, 1, w);
+        if (w[0] >= 0)
+            h->json_int(d, w[0], &us.reasoning_tokens);
+    }
+    if (tok_is(d, v[U_PROMPT_DETAILS], LLMUX_JSON_OBJECT)) {
+        oa_walk(h, d, v[U_PROMPT_DETAILS], pdet_keys, 2, w);
+        if (w[0] >= 0)
+            h->json_int(d, w[0], &us.cached_tokens);
+        if (w[1] >= 0)
+            h->json_int(d, w[1], &us.cache_write_tokens);
     }
     return h->emit_usage(c, &us);
 }
@@ -438,9 +559,18 @@ static int oa_emit_error(llmux_call *c, int status, const char *msg, const char 
     return LLMUX_EUPSTREAM;
 }
 
-/* One chunk (streaming, delta_key "delta") or a whole answer ("message"). */
-static int oa_translate(llmux_call *c, const llmux_json *d, const char *delta_key,
-                        const char *raw, size_t raw_len)
+static const oa_key top_keys[] = {K("error"), K("id"), K("choices"), K("usage")};
+enum { T_ERROR, T_ID, T_CHOICES, T_USAGE, T_N };
+/* choice_keys[1] is "delta" in a stream chunk, "message" in a whole answer */
+static const oa_key choice_keys_delta[] = {K("index"), K("delta"), K("finish_reason")};
+static const oa_key choice_keys_message[] = {K("index"), K("message"), K("finish_reason")};
+enum { C_INDEX, C_DELTA, C_FINISH, C_N };
+static const oa_key delta_keys[] = {K("content"), K("reasoning"), K("reasoning_content"),
+                                    K("reasoning_details"), K("refusal"), K("tool_calls")};
+enum { D_CONTENT, D_REASONING, D_REASONING_CONTENT, D_REASONING_DETAILS, D_REFUSAL, D_TOOL_CALLS, D_N };
+
+/* One chunk (streaming, whole == 0: "delta") or a whole answer ("message"). */
+static int oa_translate(llmux_call *c, const llmux_json *d, int whole, const char *raw, size_t raw_len)
 {
     const llmux_host *h = host_of(c);
     oa_call *st = c->state;
@@ -448,7 +578,9 @@ static int oa_translate(llmux_call *c, const llmux_json *d, const char *delta_ke
     if (!tok_is(d, 0, LLMUX_JSON_OBJECT))
         return oa_emit_error(c, 502, "upstream sent an unexpected JSON value", raw, raw_len, 0);
 
-    int err = h->json_get(d, 0, "error");
+    int top[T_N];
+    oa_walk(h, d, 0, top_keys, T_N, top);
+    int err = top[T_ERROR];
     if (err >= 0 && !tok_is_null(d, err)) {
         llmux_buf msg = {0};
         oa_error_message(h, d, err, &msg);
@@ -463,7 +595,7 @@ static int oa_translate(llmux_call *c, const llmux_json *d, const char *delta_ke
         return rc;
     }
 
-    int id = h->json_get(d, 0, "id");
+    int id = top[T_ID];
     if (!st->got_id && tok_is(d, id, LLMUX_JSON_STRING) && d->tok[id].end > d->tok[id].start) {
         st->got_id = 1;
         rc = h->set_upstream_id(c, d->text + d->tok[id].start, (size_t)(d->tok[id].end - d->tok[id].start));
@@ -471,49 +603,52 @@ static int oa_translate(llmux_call *c, const llmux_json *d, const char *delta_ke
             return rc;
     }
 
-    int choices = h->json_get(d, 0, "choices");
+    int choices = top[T_CHOICES];
     if (tok_is(d, choices, LLMUX_JSON_ARRAY)) {
+        const oa_key *ck = whole ? choice_keys_message : choice_keys_delta;
         int i = choices + 1;
-        for (int k = 0; k < d->tok[choices].size; k++) {
+        for (int k = 0; k < d->tok[choices].size && i < d->ntok; k++) {
             int ch = i;
-            i = h->json_skip(d, ch);
+            i = oa_next(h, d, ch);
             if (!tok_is(d, ch, LLMUX_JSON_OBJECT))
                 continue;
+            int cv[C_N];
+            oa_walk(h, d, ch, ck, C_N, cv);
             int64_t index = k;
-            int ix = h->json_get(d, ch, "index");
-            if (ix >= 0)
-                h->json_int(d, ix, &index);
+            if (cv[C_INDEX] >= 0)
+                h->json_int(d, cv[C_INDEX], &index);
             if (index < 0 || index > 1000)
                 index = k;
             int choice = (int)index;
-            int dl = h->json_get(d, ch, delta_key);
+            int dl = cv[C_DELTA];
             if (tok_is(d, dl, LLMUX_JSON_OBJECT)) {
+                int dv[D_N];
+                oa_walk(h, d, dl, delta_keys, D_N, dv);
                 int had_reasoning = 0;
-                rc = emit_str_delta(c, d, dl, "reasoning", choice, LLMUX_DELTA_REASONING, &had_reasoning);
+                rc = emit_str(c, d, dv[D_REASONING], choice, LLMUX_DELTA_REASONING, &had_reasoning);
                 if (!rc && !had_reasoning)
-                    rc = emit_str_delta(c, d, dl, "reasoning_content", choice, LLMUX_DELTA_REASONING, NULL);
-                int rd = h->json_get(d, dl, "reasoning_details");
+                    rc = emit_str(c, d, dv[D_REASONING_CONTENT], choice, LLMUX_DELTA_REASONING, NULL);
+                int rd = dv[D_REASONING_DETAILS];
                 if (!rc && tok_is(d, rd, LLMUX_JSON_ARRAY)) {
                     int j = rd + 1;
-                    for (int m = 0; !rc && m < d->tok[rd].size; m++) {
+                    for (int m = 0; !rc && m < d->tok[rd].size && j < d->ntok; m++) {
                         int item = j;
-                        j = h->json_skip(d, item);
+                        j = oa_next(h, d, item);
                         if (tok_is(d, item, LLMUX_JSON_OBJECT))
                             rc = h->emit_reasoning_detail(c, choice, d->text + d->tok[item].start,
                                                           (size_t)(d->tok[item].end - d->tok[item].start));
                     }
                 }
                 if (!rc)
-                    rc = emit_str_delta(c, d, dl, "content", choice, LLMUX_DELTA_CONTENT, NULL);
+                    rc = emit_str(c, d, dv[D_CONTENT], choice, LLMUX_DELTA_CONTENT, NULL);
                 if (!rc)
-                    rc = emit_str_delta(c, d, dl, "refusal", choice, LLMUX_DELTA_REFUSAL, NULL);
-                int tcs = h->json_get(d, dl, "tool_calls");
-                if (!rc && tok_is(d, tcs, LLMUX_JSON_ARRAY))
-                    rc = oa_tool_calls(c, d, tcs, choice);
+                    rc = emit_str(c, d, dv[D_REFUSAL], choice, LLMUX_DELTA_REFUSAL, NULL);
+                if (!rc && tok_is(d, dv[D_TOOL_CALLS], LLMUX_JSON_ARRAY))
+                    rc = oa_tool_calls(c, d, dv[D_TOOL_CALLS], choice);
                 if (rc)
                     return rc;
             }
-            int fr = h->json_get(d, ch, "finish_reason");
+            int fr = cv[C_FINISH];
             if (tok_is(d, fr, LLMUX_JSON_STRING)) {
                 rc = h->emit_finish(c, choice, oa_finish(d, fr), d->text + d->tok[fr].start,
                                     (size_t)(d->tok[fr].end - d->tok[fr].start));
@@ -523,9 +658,8 @@ static int oa_translate(llmux_call *c, const llmux_json *d, const char *delta_ke
         }
     }
 
-    int u = h->json_get(d, 0, "usage");
-    if (tok_is(d, u, LLMUX_JSON_OBJECT))
-        rc = oa_usage(c, d, u);
+    if (tok_is(d, top[T_USAGE], LLMUX_JSON_OBJECT))
+        rc = oa_usage(c, d, top[T_USAGE]);
     return rc;
 }
 
@@ -563,7 +697,7 @@ static int oa_on_event(void *ud, const char *event, size_t event_len, const char
         rc = oa_emit_error(c, 502, msg.data ? msg.data : "upstream reported an error", data, data_len, 0);
         h->buf_free(&msg);
     } else {
-        rc = oa_translate(c, &doc, "delta", data, data_len);
+        rc = oa_translate(c, &doc, 0, data, data_len);
     }
     h->json_release(&doc);
     return rc;
@@ -759,7 +893,7 @@ static int oa_on_done(llmux_call *c, int status)
         int rc = h->json_parse(st->body.data, st->body.len, &doc);
         if (rc)
             return oa_emit_error(c, 502, "upstream sent malformed JSON", st->body.data, st->body.len, 0);
-        rc = oa_translate(c, &doc, "message", st->body.data, st->body.len);
+        rc = oa_translate(c, &doc, 1, st->body.data, st->body.len);
         h->json_release(&doc);
         return rc;
     }

@@ -82,13 +82,34 @@ static void test_request_translation(void **state)
                         "\"messages\":[{\"role\":\"user\",\"content\":\"Hi \\\"there\\\" \\u00e9\\n\"}],"
                         "\"temperature\":0.70,\"max_tokens\":100,"
                         "\"x_custom\":{\"a\":[1, 2.5e3,{\"b\":null}]},\"logit_bias\":{\"50256\":-100},"
-                        "\"stop\":[\"\\n\\n\"],\"tools\":[],\"seed\":7,"
+                        "\"stop\":[\"\\n\\n\"],\"tools\":[],\"seed\":7}");
+    /* the client did not ask for a stream: neither does the upstream request */
+    assert_string_equal(f->out.headers.data, "Content-Type: application/json\n"
+                                             "Accept: application/json\n"
+                                             "Authorization: Bearer sk-test\n"
+                                             "OpenAI-Organization: org-42\n");
+    assert_string_equal(test_events_str(), "");
+    f->p->release(&f->call);
+}
+
+static void test_request_translation_stream(void **state)
+{
+    fx *f = *state;
+    /* a streaming client: stream + include_usage replace the client's options;
+     * whitespace around keys is dropped, an escaped key is kept as sent */
+    assert_int_equal(prep(f, "{ \"model\" : \"openai/gpt-4o\", \"stream\" : true ,"
+                             "\"stream_options\":{\"include_usage\":false},"
+                             "\"messages\"\t:\n[{\"role\":\"user\",\"content\":\"hi\"}],"
+                             "\"\\u0073eed\":1,\"usage\":{\"include\":true},\"top_p\":1}"),
+                     0);
+    assert_string_equal(f->out.body.data,
+                        "{\"model\":\"gpt-4o\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                        "\"\\u0073eed\":1,\"top_p\":1,"
                         "\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
     assert_string_equal(f->out.headers.data, "Content-Type: application/json\n"
                                              "Accept: text/event-stream\n"
                                              "Authorization: Bearer sk-test\n"
                                              "OpenAI-Organization: org-42\n");
-    assert_string_equal(test_events_str(), "");
     f->p->release(&f->call);
 }
 
@@ -131,8 +152,15 @@ static void test_request_legacy_prompt(void **state)
     assert_string_equal(f->out.body.data,
                         "{\"model\":\"gpt-3.5-turbo\","
                         "\"messages\":[{\"role\":\"user\",\"content\":\"Say \\\"hi\\\"\"}],"
-                        "\"max_tokens\":5,\"temperature\":0,"
-                        "\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
+                        "\"max_tokens\":5,\"temperature\":0}");
+    f->p->release(&f->call);
+
+    assert_int_equal(prep(f, "{\"model\":\"m\",\"prompt\":[\"x\"],\"stream\":true,\"suffix\":\"s\","
+                             "\"best_of\":1,\"n\":1}"),
+                     0);
+    assert_string_equal(f->out.body.data,
+                        "{\"model\":\"gpt-3.5-turbo\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+                        "\"n\":1,\"stream\":true,\"stream_options\":{\"include_usage\":true}}");
     f->p->release(&f->call);
 
     /* a batch of prompts cannot be expressed as one chat */
@@ -327,6 +355,31 @@ static void test_non_streaming_upstream(void **state)
                                            "usage p=5 c=6 r=-1 cached=-1 cw=-1\n");
 }
 
+/* Keys are matched like json_get: an escaped key counts, the first of two
+ * equal keys wins, unknown keys and odd value types are skipped. */
+static void test_non_streaming_key_matching(void **state)
+{
+    fx *f = *state;
+    static const char body[] =
+        "{\"object\":\"chat.completion\",\"id\":\"first\",\"id\":\"second\",\"error\":null,"
+        "\"\\u0063hoices\":[{\"extra\":{\"message\":{\"content\":\"no\"}},\"message\":{\"conten\\u0074\":\"Yes\","
+        "\"content\":\"dup\",\"refusal\":\"\",\"reasoning\":\"r1\",\"reasoning_content\":\"r2\","
+        "\"reasoning_details\":[{\"type\":\"reasoning.text\",\"text\":\"t\"},7]},"
+        "\"finish_reason\":\"length\",\"index\":2},3],"
+        "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":2,"
+        "\"completion_tokens_details\":{\"reasoning_tokens\":3},"
+        "\"prompt_tokens_details\":{\"cache_write_tokens\":5,\"cached_tokens\":4}},\"usage\":7}";
+    static const llmux_kv hdr[] = {{"Content-Type", "application/json"}};
+    assert_int_equal(prep(f, simple_req), 0);
+    assert_int_equal(feed(f, 200, hdr, 1, body, sizeof body - 1, NULL, 0), 0);
+    assert_string_equal(test_events_str(), "upstream_id first\n"
+                                           "delta 2 reasoning r1\n"
+                                           "reasoning_detail 2 {\"type\":\"reasoning.text\",\"text\":\"t\"}\n"
+                                           "delta 2 content Yes\n"
+                                           "finish 2 length native=length\n"
+                                           "usage p=1 c=2 r=3 cached=4 cw=5\n");
+}
+
 /* ---- errors ------------------------------------------------------------- */
 
 static void test_error_429_retry_after(void **state)
@@ -404,6 +457,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_request_translation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_translation_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_auth_variants, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_legacy_prompt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_init_requires_base_url, setup, teardown),
@@ -413,6 +467,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stream_tool_calls_without_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_midstream_error, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_streaming_upstream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_streaming_key_matching, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_429_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_500_and_503, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_400_message, setup, teardown),
