@@ -514,16 +514,10 @@ double llmux_accounts_charge(const llmux_exchange *ex)
     return c;
 }
 
-static const char *finish_str(llmux_finish f)
+static const char *finish_or_empty(llmux_finish f)
 {
-    switch (f) {
-    case LLMUX_FINISH_STOP: return "stop";
-    case LLMUX_FINISH_LENGTH: return "length";
-    case LLMUX_FINISH_TOOL_CALLS: return "tool_calls";
-    case LLMUX_FINISH_CONTENT_FILTER: return "content_filter";
-    case LLMUX_FINISH_ERROR: return "error";
-    default: return "";
-    }
+    const char *n = llmux_finish_name(f);
+    return n ? n : "";
 }
 
 /* Fills the record; returns what the key is charged. */
@@ -541,7 +535,7 @@ static double build_record(llmux_exchange *ex, llmux_gen_record *g, int ok)
     g->latency_ms = (double)(now - ex->start_ns) / 1e6;
     g->generation_time_ms = ex->attempt_start_ns ? (double)(now - ex->attempt_start_ns) / 1e6 : 0;
     g->ttft_ms = ex->first_token_ns ? (double)(ex->first_token_ns - ex->start_ns) / 1e6 : -1;
-    snprintf(g->finish_reason, sizeof g->finish_reason, "%s", ex->aborted && !ok ? "cancelled" : finish_str(ex->res.finish));
+    snprintf(g->finish_reason, sizeof g->finish_reason, "%s", ex->aborted && !ok ? "cancelled" : finish_or_empty(ex->res.finish));
     snprintf(g->native_finish_reason, sizeof g->native_finish_reason, "%s", ex->res.native_finish);
     int produced = ok || ex->res.any_output || ex->res.has_usage;
     if (produced && !ex->res.has_usage) {

@@ -38,6 +38,18 @@ void llmux_result_reset(llmux_result *r)
     r->any_output = 0;
 }
 
+const char *llmux_finish_name(llmux_finish f)
+{
+    switch (f) {
+    case LLMUX_FINISH_STOP: return "stop";
+    case LLMUX_FINISH_LENGTH: return "length";
+    case LLMUX_FINISH_TOOL_CALLS: return "tool_calls";
+    case LLMUX_FINISH_CONTENT_FILTER: return "content_filter";
+    case LLMUX_FINISH_ERROR: return "error";
+    default: return NULL;
+    }
+}
+
 static void result_free(llmux_result *r)
 {
     llmux_result_reset(r);

@@ -138,6 +138,8 @@ void llmux_exchange_fail_early_headers(llmux_exchange *ex, int status, const cha
 void llmux_exchange_complete(llmux_exchange *ex);
 void llmux_exchange_flush(llmux_exchange *ex);
 void llmux_result_reset(llmux_result *r);
+/* "stop", "length", "tool_calls", "content_filter", "error"; NULL for none. */
+const char *llmux_finish_name(llmux_finish f);
 double llmux_cost(const llmux_endpoint_cfg *ep, const llmux_usage *u);
 void llmux_usage_json(llmux_buf *b, const llmux_exchange *ex);
 

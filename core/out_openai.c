@@ -4,18 +4,6 @@
 #include "exchange.h"
 #include <string.h>
 
-static const char *finish_name(llmux_finish f)
-{
-    switch (f) {
-    case LLMUX_FINISH_STOP: return "stop";
-    case LLMUX_FINISH_LENGTH: return "length";
-    case LLMUX_FINISH_TOOL_CALLS: return "tool_calls";
-    case LLMUX_FINISH_CONTENT_FILTER: return "content_filter";
-    case LLMUX_FINISH_ERROR: return "error";
-    default: return NULL;
-    }
-}
-
 static int legacy(const llmux_exchange *ex) { return ex->api == 1; }
 
 static void ensure_headers(llmux_exchange *ex)
@@ -120,7 +108,7 @@ static int o_finish(llmux_exchange *ex)
     choice_open(ex);
     if (legacy(ex)) llmux_buf_append_str(&ex->wbuf, "\"text\":\"\"");
     else if (ex->wbuf.len && ex->wbuf.data[ex->wbuf.len - 1] == ',') ex->wbuf.len--; /* role only */
-    choice_close(ex, finish_name(ex->res.finish), ex->res.native_finish);
+    choice_close(ex, llmux_finish_name(ex->res.finish), ex->res.native_finish);
     return 0;
 }
 
@@ -191,7 +179,7 @@ static void o_complete(llmux_exchange *ex)
     llmux_buf_append_str(&b, ",\"provider\":");
     llmux_buf_append_jstr(&b, ex->ep->provider->name);
     llmux_buf_append_str(&b, ",\"system_fingerprint\":null,\"choices\":[{\"index\":0,\"logprobs\":null,\"finish_reason\":");
-    llmux_buf_append_jstr(&b, finish_name(ex->res.finish) ? finish_name(ex->res.finish) : "stop");
+    llmux_buf_append_jstr(&b, llmux_finish_name(ex->res.finish) ? llmux_finish_name(ex->res.finish) : "stop");
     llmux_buf_append_str(&b, ",\"native_finish_reason\":");
     if (ex->res.native_finish[0]) llmux_buf_append_jstr(&b, ex->res.native_finish);
     else llmux_buf_append_str(&b, "null");
