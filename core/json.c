@@ -103,42 +103,79 @@ static long hex4(const unsigned char *s, size_t i, size_t len)
     return (long)((a << 12) | (b << 8) | (c << 4) | d);
 }
 
-/* *pos is at the opening quote. Leaves *pos after the closing quote. */
-static inline int scan_string(const unsigned char *s, size_t len, size_t *pos, verr *e)
+/* Index of the first special byte in the word at p (word_special(p) != 0):
+ * the lowest flagged byte is exact, a borrow only ever flags bytes after it. */
+static inline size_t first_special(const unsigned char *p, uint64_t m)
 {
-    size_t open = *pos, i = open + 1;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    (void)p;
+    return (size_t)__builtin_ctzll(m) >> 3;
+#else
+    (void)m;
+    size_t k = 0;
+    while (!str_class[p[k]])
+        k++;
+    return k;
+#endif
+}
+
+/* i is at the opening quote. Returns the index after the closing quote, or
+ * 0 with *e set. */
+static inline size_t scan_string(const unsigned char *s, size_t len, size_t i, verr *e)
+{
+    size_t open = i++;
     for (;;) {
-        while (len - i >= 8 && !word_special(s + i))
-            i += 8;
-        while (i < len && !str_class[s[i]])
-            i++;
-        if (i >= len)
-            return vfail(e, LLMUX_EPROTO, "invalid JSON: unterminated string", open);
+        for (;;) {
+            if (len - i >= 8) {
+                uint64_t m = word_special(s + i);
+                if (!m) {
+                    i += 8;
+                    continue;
+                }
+                i += first_special(s + i, m);
+            } else {
+                while (i < len && !str_class[s[i]])
+                    i++;
+            }
+            break;
+        }
+        if (i >= len) {
+            vfail(e, LLMUX_EPROTO, "invalid JSON: unterminated string", open);
+            return 0;
+        }
         switch (str_class[s[i]]) {
         case 1:
-            *pos = i + 1;
-            return 0;
+            return i + 1;
         case 3:
-            return vfail(e, LLMUX_EPROTO, "invalid JSON: raw control character in string", i);
+            vfail(e, LLMUX_EPROTO, "invalid JSON: raw control character in string", i);
+            return 0;
         case 2:
-            if (i + 1 >= len)
-                return vfail(e, LLMUX_EPROTO, "invalid JSON: unterminated string", open);
+            if (i + 1 >= len) {
+                vfail(e, LLMUX_EPROTO, "invalid JSON: unterminated string", open);
+                return 0;
+            }
             switch (s[i + 1]) {
             case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
                 i += 2;
                 continue;
             case 'u': {
                 long u = hex4(s, i + 2, len);
-                if (u < 0)
-                    return vfail(e, LLMUX_EPROTO, "invalid JSON: bad \\u escape in string", i);
-                if (u >= 0xDC00 && u <= 0xDFFF)
-                    return vfail(e, LLMUX_EPROTO, "invalid JSON: unpaired surrogate in string", i);
+                if (u < 0) {
+                    vfail(e, LLMUX_EPROTO, "invalid JSON: bad \\u escape in string", i);
+                    return 0;
+                }
+                if (u >= 0xDC00 && u <= 0xDFFF) {
+                    vfail(e, LLMUX_EPROTO, "invalid JSON: unpaired surrogate in string", i);
+                    return 0;
+                }
                 if (u >= 0xD800 && u <= 0xDBFF) {
                     long lo = -1;
                     if (i + 7 < len && s[i + 6] == '\\' && s[i + 7] == 'u')
                         lo = hex4(s, i + 8, len);
-                    if (lo < 0xDC00 || lo > 0xDFFF)
-                        return vfail(e, LLMUX_EPROTO, "invalid JSON: unpaired surrogate in string", i);
+                    if (lo < 0xDC00 || lo > 0xDFFF) {
+                        vfail(e, LLMUX_EPROTO, "invalid JSON: unpaired surrogate in string", i);
+                        return 0;
+                    }
                     i += 12;
                 } else {
                     i += 6;
@@ -146,12 +183,15 @@ static inline int scan_string(const unsigned char *s, size_t len, size_t *pos, v
                 continue;
             }
             default:
-                return vfail(e, LLMUX_EPROTO, "invalid JSON: bad escape in string", i);
+                vfail(e, LLMUX_EPROTO, "invalid JSON: bad escape in string", i);
+                return 0;
             }
         default: { /* 4: a UTF-8 sequence */
             size_t n = llmux_utf8_valid_len(s + i, len - i);
-            if (!n)
-                return vfail(e, LLMUX_EPROTO, "invalid JSON: invalid UTF-8 in string", i);
+            if (!n) {
+                vfail(e, LLMUX_EPROTO, "invalid JSON: invalid UTF-8 in string", i);
+                return 0;
+            }
             i += n;
         }
         }
@@ -317,15 +357,17 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
     jsmntok_t *tok = blk + 1;
     int tcap = blk[0].size;
     int n = 0, depth = 0, rc = 0;
+    int cur = -1, cur_obj = 0; /* innermost open container and whether it is an object */
     size_t pos = skip_ws(s, 0, len);
 
+    int tlim = tcap < max_tokens ? tcap : max_tokens; /* n below this: no check needed */
 #define NEED_TOKEN()                                                                               \
     do {                                                                                           \
-        if (n >= max_tokens) {                                                                     \
+        if (n >= tlim && n >= max_tokens) {                                                        \
             rc = vfail(&e, LLMUX_ELIMIT, "JSON document has too many tokens", pos);                \
             goto out;                                                                              \
         }                                                                                          \
-        if (n >= tcap) {                                                                           \
+        if (n >= tlim) {                                                                           \
             jsmntok_t *nb = tok_block_grow(blk, n + 1, max_tokens);                                \
             if (!nb) {                                                                             \
                 rc = vfail(&e, LLMUX_ENOMEM, "out of memory", 0);                                  \
@@ -334,6 +376,7 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
             blk = nb;                                                                              \
             tok = blk + 1;                                                                         \
             tcap = blk[0].size;                                                                    \
+            tlim = tcap < max_tokens ? tcap : max_tokens;                                          \
         }                                                                                          \
     } while (0)
 
@@ -348,8 +391,8 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
             goto out;
         }
         NEED_TOKEN();
-        if (depth && tok[stack[depth - 1]].type == JSMN_ARRAY)
-            tok[stack[depth - 1]].size++; /* in an object the key counts instead */
+        if (cur >= 0 && !cur_obj)
+            tok[cur].size++; /* in an object the key counts instead */
         jsmntok_t *t = &tok[n];
         unsigned char c = s[pos];
         if (c == '{' || c == '[') {
@@ -368,14 +411,18 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
                 depth--;
                 goto after_value;
             }
+            cur = n - 1;
+            cur_obj = c == '{';
             if (c == '{')
                 goto expect_key;
             continue;
         }
         size_t start = pos;
         if (c == '"') {
-            if ((rc = scan_string(s, len, &pos, &e)))
+            if (!(pos = scan_string(s, len, pos, &e))) {
+                rc = LLMUX_EPROTO;
                 goto out;
+            }
             t->type = JSMN_STRING;
             t->start = (int)start + 1;
             t->end = (int)pos - 1;
@@ -412,22 +459,25 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
             goto out;
         }
         {
-            jsmntok_t *top = &tok[stack[depth - 1]];
             unsigned char d = s[pos];
             if (d == ',') {
                 pos = skip_ws(s, pos + 1, len);
-                if (top->type == JSMN_OBJECT)
+                if (cur_obj)
                     goto expect_key;
                 continue;
             }
-            if (d == (top->type == JSMN_OBJECT ? '}' : ']')) {
-                top->end = (int)++pos;
+            if (d == (cur_obj ? '}' : ']')) {
+                tok[cur].end = (int)++pos;
                 depth--;
+                if (depth) {
+                    cur = stack[depth - 1];
+                    cur_obj = tok[cur].type == JSMN_OBJECT;
+                }
                 goto after_value;
             }
             rc = vfail(&e, LLMUX_EPROTO,
-                       top->type == JSMN_OBJECT ? "invalid JSON: expected ',' or '}' in object"
-                                                : "invalid JSON: expected ',' or ']' in array",
+                       cur_obj ? "invalid JSON: expected ',' or '}' in object"
+                               : "invalid JSON: expected ',' or ']' in array",
                        pos);
             goto out;
         }
@@ -443,14 +493,16 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
         NEED_TOKEN();
         {
             size_t kstart = pos;
-            if ((rc = scan_string(s, len, &pos, &e)))
+            if (!(pos = scan_string(s, len, pos, &e))) {
+                rc = LLMUX_EPROTO;
                 goto out;
+            }
             jsmntok_t *k = &tok[n++];
             k->type = JSMN_STRING;
             k->start = (int)kstart + 1;
             k->end = (int)pos - 1;
             k->size = 1; /* its value */
-            tok[stack[depth - 1]].size++;
+            tok[cur].size++;
         }
         pos = skip_ws(s, pos, len);
         if (pos >= len || s[pos] != ':') {

@@ -135,10 +135,18 @@ int llmux_sse_feed(llmux_sse *p, const char *data, size_t n, size_t max_event, l
     p->has_data &= ~SSE_F_CR;
     size_t tail = pending_tail(&p->pending);
 
+    /* Lines end at CR or LF. LFs are found with memchr; the next CR is
+     * looked up once and reused until passed (none at all: one search). */
+    size_t cr_next = 0;
+    int cr_valid = 0;
     while (pos < n) {
-        size_t eol = pos;
-        while (eol < n && data[eol] != '\n' && data[eol] != '\r')
-            eol++;
+        if (!cr_valid || cr_next < pos) {
+            const char *r = memchr(data + pos, '\r', n - pos);
+            cr_next = r ? (size_t)(r - data) : n;
+            cr_valid = 1;
+        }
+        const char *lf = memchr(data + pos, '\n', cr_next - pos);
+        size_t eol = lf ? (size_t)(lf - data) : cr_next;
         if (eol == n)
             break;
         const char *line = data + pos;

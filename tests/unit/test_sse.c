@@ -278,6 +278,50 @@ static void test_many_events_one_read(void **st)
     llmux_buf_free(&want);
 }
 
+/* Mixed line endings (LF, CR, CRLF chosen per line) in one read and in random
+ * reads give the events of the same stream written with LF only. */
+static void test_mixed_line_endings(void **st)
+{
+    (void)st;
+    unsigned seed = 12345;
+    for (int round = 0; round < 200; round++) {
+        llmux_buf s = {0}, want = {0};
+        for (int k = 0; k < 20; k++) {
+            static const char *const eol[] = {"\n", "\r", "\r\n"};
+            seed = seed * 1103515245u + 12345u;
+            const char *e1 = eol[(seed >> 16) % 3];
+            seed = seed * 1103515245u + 12345u;
+            const char *e2 = eol[(seed >> 16) % 3];
+            /* CR then LF as separate terminators would read as CRLF: avoid "\r" + "\n..." */
+            if (!strcmp(e1, "\r") && e2[0] == '\n')
+                e2 = "\r";
+            llmux_buf_printf(&s, "data: {\"k\":%d}%s%s", k, e1, e2);
+            llmux_buf_printf(&want, "|{\"k\":%d}\n", k);
+        }
+        rec r = {0};
+        feed_split(s.data, s.len, NULL, 0, &r, 1 << 20);
+        assert_string_equal(r.out.data, want.data);
+        llmux_buf_free(&r.out);
+        memset(&r, 0, sizeof r);
+        size_t cuts[6];
+        for (int i = 0; i < 6; i++) {
+            seed = seed * 1103515245u + 12345u;
+            cuts[i] = (seed >> 8) % (s.len + 1);
+        }
+        for (int i = 1; i < 6; i++) /* sort */
+            for (int j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
+                size_t t = cuts[j];
+                cuts[j] = cuts[j - 1];
+                cuts[j - 1] = t;
+            }
+        feed_split(s.data, s.len, cuts, 6, &r, 1 << 20);
+        assert_string_equal(r.out.data, want.data);
+        llmux_buf_free(&r.out);
+        llmux_buf_free(&s);
+        llmux_buf_free(&want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_crlf_split),    cmocka_unit_test(test_comments_and_empty),
         cmocka_unit_test(test_limit),         cmocka_unit_test(test_callback_stop),
         cmocka_unit_test(test_pending),       cmocka_unit_test(test_many_events_one_read),
+        cmocka_unit_test(test_mixed_line_endings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
