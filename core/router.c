@@ -43,9 +43,9 @@ struct llmux_router {
     int cache_stale;          /* replace the cache table on the next plan */
     llmux_buf scratch;        /* JSON string unescaping */
     llmux_buf params;         /* plan.params serialised */
-    int req_meta_ref;         /* metatable of request tables (lazy fields) */
+    int req_ref;              /* the reused request table (lazy fields: __index) */
+    unsigned lazy_set;        /* lazy fields cached in it (bit per LAZY_*) */
     const llmux_route_request *cur_req; /* the request of the call in progress */
-    const void *cur_req_table;          /* and its table (lua_topointer) */
 };
 
 static void (*router_logger)(int level, const char *msg);
@@ -196,6 +196,15 @@ static void set_int(lua_State *L, const char *k, lua_Integer v)
     lua_setfield(L, -2, k);
 }
 
+static void set_str_or_nil(lua_State *L, const char *k, const char *v)
+{
+    if (v)
+        lua_pushstring(L, v);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, -2, k);
+}
+
 static void set_str(lua_State *L, const char *k, const char *v)
 {
     if (!v)
@@ -299,13 +308,12 @@ static void push_body_field(lua_State *L, llmux_router *r, const llmux_route_req
     }
 }
 
-/* __index of request tables: (table, key) -> the lazy field. Only the table
- * of the call in progress answers; one kept from an earlier call reads nil
- * for the fields it never materialised (its request is gone). */
+/* __index of the request table: (table, key) -> the lazy field, cached in
+ * the table until the next call. Outside a call every lazy field is nil. */
 static int request_index(lua_State *L)
 {
     llmux_router *r = lua_touserdata(L, lua_upvalueindex(1));
-    if (!r->cur_req || lua_topointer(L, 1) != r->cur_req_table || lua_type(L, 2) != LUA_TSTRING)
+    if (!r->cur_req || lua_type(L, 2) != LUA_TSTRING)
         return 0;
     size_t n;
     const char *k = lua_tolstring(L, 2, &n);
@@ -320,15 +328,28 @@ static int request_index(lua_State *L)
         lua_pushvalue(L, 2);
         lua_pushvalue(L, -2);
         lua_rawset(L, 1);
+        r->lazy_set |= 1u << which;
     }
     return 1;
 }
 
+static const char *const lazy_names[] = {"headers", "parameters", "models", "provider"};
+
+/* Fills the reused request table for q and leaves it on the stack. Reusing
+ * it means its keys already exist: each store is a plain overwrite, and a
+ * call allocates nothing for its request. */
 static void push_request(lua_State *L, llmux_router *r, const llmux_route_request *q)
 {
-    lua_createtable(L, 0, 12);
-    set_str(L, "model", q->model);
-    set_str(L, "variant", q->variant);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->req_ref);
+    for (int i = 0; r->lazy_set; i++) { /* the last call's lazy fields */
+        if (r->lazy_set & (1u << i)) {
+            lua_pushnil(L);
+            lua_setfield(L, -2, lazy_names[i]);
+            r->lazy_set &= ~(1u << i);
+        }
+    }
+    set_str_or_nil(L, "model", q->model);
+    set_str_or_nil(L, "variant", q->variant);
     set_bool(L, "stream", q->stream);
     set_bool(L, "has_tools", q->has_tools);
     set_bool(L, "has_images", q->has_images);
@@ -336,13 +357,13 @@ static void push_request(lua_State *L, llmux_router *r, const llmux_route_reques
     set_bool(L, "has_reasoning", q->has_reasoning);
     set_int(L, "estimated_prompt_tokens", q->estimated_prompt_tokens);
     set_int(L, "max_tokens", q->max_tokens);
-    set_str(L, "key_label", q->key_label);
+    set_str_or_nil(L, "key_label", q->key_label);
     if (q->prefix_hash)
-        set_int(L, "prefix_hash", (lua_Integer)q->prefix_hash);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->req_meta_ref);
-    lua_setmetatable(L, -2);
+        lua_pushinteger(L, (lua_Integer)q->prefix_hash);
+    else
+        lua_pushnil(L);
+    lua_setfield(L, -2, "prefix_hash");
     r->cur_req = q;
-    r->cur_req_table = lua_topointer(L, -1);
 }
 
 static void push_set(lua_State *L, char *const *v, size_t n)
@@ -784,7 +805,6 @@ int llmux_router_plan_ex(llmux_router *r, const llmux_route_request *req,
                        why ? why : "error object is not a string", r->fallbacks);
     }
     r->cur_req = NULL;
-    r->cur_req_table = NULL;
     lua_settop(L, top);
     if (!ok) {
         if (res)
@@ -855,7 +875,6 @@ void llmux_router_on_result(llmux_router *r, const llmux_route_request *req,
                        r->hook_errors);
     }
     r->cur_req = NULL;
-    r->cur_req_table = NULL;
     lua_settop(L, top);
 }
 
@@ -1007,13 +1026,15 @@ static int make_tables(lua_State *L)
     r->cache_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
     r->cands_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 16);
+    lua_createtable(L, 0, 2);
     lua_pushlightuserdata(L, r);
     lua_pushcclosure(L, request_index, 1);
     lua_setfield(L, -2, "__index");
-    lua_pushboolean(L, 0); /* getmetatable(request) cannot reach the shared one */
+    lua_pushboolean(L, 0); /* getmetatable(request) cannot reach it */
     lua_setfield(L, -2, "__metatable");
-    r->req_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_setmetatable(L, -2);
+    r->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getglobal(L, "route");
     if (lua_type(L, -1) != LUA_TFUNCTION)
         return luaL_error(L, "the script does not define a global function route(request, candidates)");

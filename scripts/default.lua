@@ -105,9 +105,7 @@ local NO_PREFS = {
   order = {}, rank = {}, allow_fallbacks = true, filters = false,
 }
 
-local function preferences(request)
-  local provider = request.provider
-  local variant = request.variant
+local function preferences(provider, variant)
   if provider == nil and variant == nil then return NO_PREFS end
   provider = type(provider) == "table" and provider or {}
   local order, rank = {}, {}
@@ -163,28 +161,32 @@ end
 -- Step 1: eligibility.
 -- ---------------------------------------------------------------------------
 
+-- What the request needs, read once per call (request fields are cheap to
+-- read once, not per candidate). Module-level scratch, refilled by route().
+local need = { tools = false, response_format = false, thinking = false, images = false, est = 0 }
+
 -- What the request needs that candidate c lacks, as a list of phrases for
 -- the 404 message (nil when it can serve the request). An endpoint that
 -- lists no supported_parameters at all is taken to support every parameter.
-local function missing_capabilities(request, c, f, out)
+local function missing_capabilities(c, f, out)
   local sp = c.supported_parameters
   local n = 0
   if f.lists_parameters then
-    if request.has_tools and not sp.tools then
+    if need.tools and not sp.tools then
       n = n + 1; if out then out[n] = "tools" end
     end
-    if request.has_response_format and not (sp.response_format or sp.structured_outputs) then
+    if need.response_format and not (sp.response_format or sp.structured_outputs) then
       n = n + 1; if out then out[n] = "structured output (response_format)" end
     end
-    if request.variant == "thinking" and not (sp.reasoning or sp.include_reasoning) then
+    if need.thinking and not (sp.reasoning or sp.include_reasoning) then
       n = n + 1; if out then out[n] = "reasoning (:thinking)" end
     end
   end
-  if request.has_images and not c.input_modalities.image then
+  if need.images and not c.input_modalities.image then
     n = n + 1; if out then out[n] = "image input" end
   end
   local ctx = c.context_length
-  if ctx > 0 and request.estimated_prompt_tokens + request.max_tokens > ctx then
+  if ctx > 0 and need.est > ctx then
     n = n + 1; if out then out[n] = "context" end
   end
   return n
@@ -251,7 +253,7 @@ local function refusal(request, prefs, candidates, params)
   for i = 1, #candidates do
     local c = candidates[i]
     local miss = {}
-    missing_capabilities(request, c, facts_of(c), miss)
+    missing_capabilities(c, facts_of(c), miss)
     if #miss == 0 then capable = true end
     local set = {}
     for _, m in ipairs(miss) do
@@ -291,7 +293,7 @@ local function refusal(request, prefs, candidates, params)
   for i = 1, #candidates do
     local c = candidates[i]
     local f = facts_of(c)
-    if missing_capabilities(request, c, f) == 0 then
+    if missing_capabilities(c, f) == 0 then
       local p = failed_preference(prefs, c, f, params)
       if p and not seen[p] then
         seen[p] = true
@@ -422,13 +424,128 @@ local dropped = {}   -- model -> true when a candidate of it is not tier 0
 local out = {}       -- the returned plan, reused (the core copies it at once)
 local out_n = 0
 
-function route(request, candidates)
-  local prefs = preferences(request)
-  local n = #candidates
-  local params = prefs.require_parameters and used_parameters(request) or nil
-  local checks_caps = request.has_tools or request.has_images or request.has_response_format
-    or request.variant == "thinking"
+-- The common case, in a few instructions per candidate and without
+-- allocating: no provider object, no variant, no capability to check, one
+-- model, every candidate within its context length. Health tiers as in the
+-- general path (no preferred_* thresholds here, so no tier 1). It makes
+-- exactly the plan (and the same math.random draw) the general path below
+-- would; nil when the case does not apply.
+local tier_at = {}   -- tier of candidates[i] (c.index == i), refilled per call
+local down = {}      -- tier 3 candidates, in candidate order
+
+local function simple_plan(request, candidates, n)
+  local model = candidates[1].model
+  if candidates[n].model ~= model then return nil end
   local est = request.estimated_prompt_tokens + request.max_tokens
+  local n2, nt = 0, 0
+  for i = 1, n do
+    local c = candidates[i]
+    local ctx = c.context_length
+    if (ctx ~= 0 and est > ctx) or c.index ~= i then
+      for k = nt, 1, -1 do down[k] = nil end
+      return nil
+    end
+    local s = c.stats
+    local circuit = s.circuit
+    local t = 0
+    if circuit == "open" or s.parked_for_s > 0 then
+      t = 3
+      nt = nt + 1; down[nt] = c
+    elseif circuit == "half_open" or s.recent_failure then
+      t = 2
+      n2 = n2 + 1
+    end
+    tier_at[i] = t
+  end
+  local clean = nt == 0 and n2 == 0
+  local e = by_weight(candidates, 1, n)
+  local ordered, weights, m = e.list, e.weights, e.n
+  local pick, pk
+  local h = request.prefix_hash
+  if h then
+    local sticky = sticky_get(h)
+    if sticky and sticky.label == (request.key_label or "") and sticky.model == model then
+      for i = 1, m do
+        local c = ordered[i]
+        if c.id == sticky.id and (clean or tier_at[c.index] == 0) then
+          pick, pk = c, i
+          break
+        end
+      end
+    end
+  end
+  if not pick then
+    local sum = 0
+    if clean then
+      sum = e.total
+    else
+      for i = 1, m do
+        if tier_at[ordered[i].index] == 0 then sum = sum + weights[i] end
+      end
+    end
+    if not (sum > 0) then
+      for k = nt, 1, -1 do down[k] = nil end
+      return nil
+    end
+    local x = random() * sum
+    for i = 1, m do
+      local c = ordered[i]
+      if clean or tier_at[c.index] == 0 then
+        pick, pk = c, i
+        x = x - weights[i]
+        if x < 0 then break end
+      end
+    end
+  end
+  local plan = out
+  plan[1] = pick.index
+  local np = 1
+  if clean then
+    for i = 1, m do
+      if i ~= pk then
+        np = np + 1; plan[np] = ordered[i].index
+      end
+    end
+  else
+    for i = 1, m do
+      local x = ordered[i].index
+      if i ~= pk and tier_at[x] == 0 then
+        np = np + 1; plan[np] = x
+      end
+    end
+    if n2 > 0 then
+      for i = 1, m do
+        local x = ordered[i].index
+        if tier_at[x] == 2 then
+          np = np + 1; plan[np] = x
+        end
+      end
+    end
+    for k = 1, nt do
+      np = np + 1; plan[np] = down[k].index
+      down[k] = nil
+    end
+  end
+  for i = np + 1, out_n do plan[i] = nil end -- what the last call left
+  out_n = np
+  return plan
+end
+
+function route(request, candidates)
+  local n = #candidates
+  local provider, variant = request.provider, request.variant
+  local has_tools, has_images, has_rf = request.has_tools, request.has_images,
+    request.has_response_format
+  if provider == nil and variant == nil and not (has_tools or has_images or has_rf) and n > 0 then
+    local plan = simple_plan(request, candidates, n)
+    if plan then return plan end
+  end
+  local prefs = preferences(provider, variant)
+  local params = prefs.require_parameters and used_parameters(request) or nil
+  local checks_caps = has_tools or has_images or has_rf or variant == "thinking"
+  local est = request.estimated_prompt_tokens + request.max_tokens
+  need.tools, need.images, need.response_format = has_tools, has_images, has_rf
+  need.thinking, need.est = variant == "thinking", est
   local min_tp, max_lat = prefs.min_throughput, prefs.max_latency_s
   if max_lat then max_lat = max_lat * 1000 end
 
@@ -442,7 +559,7 @@ function route(request, candidates)
     local f = facts[c] or facts_of(c)
     local ok
     if checks_caps then
-      ok = missing_capabilities(request, c, f) == 0
+      ok = missing_capabilities(c, f) == 0
     else
       local ctx = c.context_length
       ok = ctx == 0 or est <= ctx
