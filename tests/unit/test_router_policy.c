@@ -178,6 +178,54 @@ static void test_price_weights(void **state)
     }
 }
 
+/* default.lua's allocation-free path for plain requests (no provider object,
+ * no variant) must plan exactly as the general path does: an empty provider
+ * object takes the general path with the same preferences, so with the
+ * same seed both sequences of plans must match, whatever the health. */
+static void test_simple_path_matches_general(void **state)
+{
+    (void)state;
+    static const llmux_endpoint_stats healthy = {.last_failure_age_s = -1};
+    static const struct {
+        int circuit[3], recent[3];
+        double parked[3];
+    } cases[] = {
+        {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}},
+        {{1, 0, 0}, {0, 0, 0}, {0, 0, 0}}, /* open */
+        {{0, 2, 0}, {0, 0, 1}, {0, 0, 0}}, /* half-open, recent failure */
+        {{0, 0, 0}, {0, 0, 0}, {0, 5, 0}}, /* parked */
+        {{1, 0, 0}, {0, 1, 0}, {0, 0, 3}}, /* nothing healthy */
+        {{0, 1, 0}, {1, 0, 0}, {0, 0, 0}},
+    };
+    static const opts shapes[] = {
+        {.ncands = 3},
+        {.ncands = 3, .est = 9000},           /* cheap's context is too small */
+        {.ncands = 1, .first = 2},
+        {.ncands = 2, .first = 1},
+        {0},                                  /* two models */
+        {.ncands = 3, .prefix_hash = 99, .key_label = "k"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        for (int i = 0; i < 3; i++) {
+            fx.cands[i].stats = healthy;
+            fx.cands[i].stats.circuit = cases[c].circuit[i];
+            fx.cands[i].stats.recent_failure = cases[c].recent[i];
+            fx.cands[i].stats.parked_for_s = cases[c].parked[i];
+        }
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+            char simple[200][32];
+            llmux_router_seed(fx.r, 7 + c);
+            for (int i = 0; i < 200; i++)
+                snprintf(simple[i], sizeof simple[i], "%s", plan("{}", shapes[k]));
+            llmux_router_seed(fx.r, 7 + c);
+            for (int i = 0; i < 200; i++)
+                assert_string_equal(plan("{\"provider\":{}}", shapes[k]), simple[i]);
+        }
+    }
+    refresh_stats();
+    llmux_router_seed(fx.r, 12345);
+}
+
 static void test_order_only_ignore_fallbacks(void **state)
 {
     (void)state;
@@ -628,6 +676,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_price_weights),
+        cmocka_unit_test(test_simple_path_matches_general),
         cmocka_unit_test(test_order_only_ignore_fallbacks),
         cmocka_unit_test(test_sort),
         cmocka_unit_test(test_max_price),
