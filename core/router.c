@@ -468,6 +468,16 @@ static void update_stats(lua_State *L, const llmux_endpoint_stats *old,
         set_int(L, "consecutive_failures", s->consecutive_failures);
 }
 
+static int stats_differ(const llmux_endpoint_stats *a, const llmux_endpoint_stats *b)
+{
+    return a->ttft_ms_ewma != b->ttft_ms_ewma || a->latency_ms_ewma != b->latency_ms_ewma ||
+           a->throughput_ewma != b->throughput_ewma || a->error_rate_ewma != b->error_rate_ewma ||
+           a->last_failure_age_s != b->last_failure_age_s || a->inflight != b->inflight ||
+           circuit_name(a->circuit) != circuit_name(b->circuit) ||
+           a->parked_for_s != b->parked_for_s || a->recent_failure != b->recent_failure ||
+           a->consecutive_failures != b->consecutive_failures;
+}
+
 /* Pushes the candidate table for cands[i] (1-based index i + 1). */
 static void push_candidate(lua_State *L, plan_ctx *x, int cache, int i)
 {
@@ -488,12 +498,14 @@ static void push_candidate(lua_State *L, plan_ctx *x, int cache, int i)
     lua_Integer key = 2 * (lua_Integer)ep->index + 1;
     r->seen[ep->index] = r->stamp;
     if (sl->ep == ep) {
-        sl->ep = NULL; /* an error half-way would leave the table unknown */
         lua_rawgeti(L, cache, key);
-        lua_rawgeti(L, cache, key + 1);
-        update_stats(L, &sl->stats, &c->stats);
-        lua_pop(L, 1);
-        sl->ep = ep;
+        if (stats_differ(&sl->stats, &c->stats)) { /* most calls: nothing changed */
+            sl->ep = NULL; /* an error half-way would leave the table unknown */
+            lua_rawgeti(L, cache, key + 1);
+            update_stats(L, &sl->stats, &c->stats);
+            lua_pop(L, 1);
+            sl->ep = ep;
+        }
     } else {
         sl->ep = NULL; /* until fully built: an error may interrupt us */
         push_candidate_static(L, ep);
