@@ -1,11 +1,11 @@
-/* JSON reading: a strict RFC 8259 validator that also writes jsmn tokens.
+/* JSON reading: a strict RFC 8259 validator in front of jsmn.
  *
  * jsmn (non-strict) tokenises, but accepts unquoted keys, missing separators,
- * bad escapes, raw control characters, invalid UTF-8 and bad numbers. So the
- * parser here is one strict pass over the text that checks all of that,
- * enforces the depth limit and the token budget (from the configured limit,
- * never a guess), and writes the very tokens jsmn would produce for a valid
- * document (the unit tests compare both on a corpus and on random documents).
+ * bad escapes, raw control characters, invalid UTF-8 and bad numbers. So a
+ * strict pass over the text checks all of that first, enforces the depth
+ * limit and the token budget (from the configured limit, never a guess) and
+ * counts the tokens; jsmn then tokenises into an array of exactly that size,
+ * and a count that disagrees refuses the document.
  * String bodies are scanned eight bytes at a time while they are plain ASCII;
  * token arrays come from a small per-thread cache. */
 #include "json.h"
@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define JSMN_HEADER /* the token type only: the tokens are written here */
+#define JSMN_STATIC /* jsmn tokenises; the strict pass below validates and sizes */
 #include <jsmn.h>
 
 _Static_assert(sizeof(llmux_jtok) == sizeof(jsmntok_t), "llmux_jtok must match jsmntok_t");
@@ -520,6 +520,18 @@ out:
         *err = e.err;
         *err_off = e.err_off;
         return rc;
+    }
+    /* The tokens come from jsmn; the strict pass above sized the array. */
+    {
+        jsmn_parser p;
+        jsmn_init(&p);
+        int jn = jsmn_parse(&p, text, len, tok, (unsigned)tcap);
+        if (jn != n) {
+            tok_block_put(blk);
+            *err = "invalid JSON: tokeniser disagreement";
+            *err_off = 0;
+            return LLMUX_EPROTO;
+        }
     }
     out->text = text;
     out->len = len;
