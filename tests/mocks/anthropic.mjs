@@ -10,7 +10,9 @@
 // message mentions "tool" or tool_choice is {type:"any"|"tool"}.
 // Usage: input_tokens counts words of system + message texts,
 // output_tokens the words of thinking + text (+ tool-input size).
-import { startMock, runStandalone, countTokens, splitWords, truncateWords, stableId, exampleArgs } from './common.mjs';
+import {
+  startMock, runStandalone, countTokens, splitWords, truncateWords, stableId, exampleArgs, TOOL_SCENARIO, isToolScenario, scenarioSignature,
+} from './common.mjs';
 
 export { countTokens };
 
@@ -115,6 +117,7 @@ const provider = {
     return null;
   },
   reply(rec, ctx) {
+    if (isToolScenario(rec.body.model)) return scenarioReply(rec);
     const body = rec.body;
     const { options } = ctx;
     const id = `msg_${stableId(`${rec.seq}:${rec.rawBody}`, 24)}`;
@@ -196,6 +199,122 @@ const provider = {
     return `event: error\ndata: ${JSON.stringify(errorBody('overloaded_error', 'Overloaded'))}\n\n`;
   },
 };
+
+// --- tool scenario (see TOOL_SCENARIO in common.mjs) -------------------------
+
+const SIG_PREFIX = 'ErUBCkYIBRgCIkB';
+const scenarioBad = (msg) => ({ status: 400, json: errorBody('invalid_request_error', msg, 'req_scenario') });
+const blocks = (content) => (Array.isArray(content) ? content : typeof content === 'string' ? [{ type: 'text', text: content }] : []);
+
+/** Stage of the scenario conversation, or a 400 with the Messages API's own
+ * wording for the rules a tool + thinking conversation must follow. */
+function scenarioStage(body) {
+  const msgs = body.messages;
+  const thinkingOn = body.thinking && body.thinking.type === 'enabled';
+  const issued = new Map(Object.keys(TOOL_SCENARIO.stages).map((st) => [scenarioSignature(st, SIG_PREFIX), TOOL_SCENARIO.stages[st].reasoning]));
+  for (let i = 0; i < msgs.length; i++) {
+    const bs = blocks(msgs[i].content);
+    if (msgs[i].role === 'assistant') {
+      for (let k = 0; k < bs.length; k++) {
+        if (bs[k].type !== 'thinking') continue;
+        if (issued.get(bs[k].signature) !== bs[k].thinking) return scenarioBad(`messages.${i}.content.${k}: Invalid \`signature\` in \`thinking\` block`);
+      }
+      const uses = bs.filter((b) => b.type === 'tool_use').map((b) => b.id);
+      if (uses.length) {
+        const next = msgs[i + 1];
+        const results = next && next.role === 'user' ? blocks(next.content).filter((b) => b.type === 'tool_result').map((b) => b.tool_use_id) : [];
+        const missing = uses.filter((id) => !results.includes(id));
+        if (missing.length)
+          return scenarioBad(
+            `messages.${i + 1}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${missing.join(', ')}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`,
+          );
+      }
+    } else {
+      const prev = msgs[i - 1];
+      const uses = prev ? blocks(prev.content).filter((b) => b.type === 'tool_use').map((b) => b.id) : [];
+      for (let k = 0; k < bs.length; k++) {
+        if (bs[k].type === 'tool_result' && !uses.includes(bs[k].tool_use_id))
+          return scenarioBad(
+            `messages.${i}.content.${k}: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${bs[k].tool_use_id}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`,
+          );
+      }
+    }
+  }
+  const last = msgs.at(-1);
+  const hasResults = (m) => m.role === 'user' && blocks(m.content).some((b) => b.type === 'tool_result');
+  if (hasResults(last)) {
+    const asst = msgs.at(-2);
+    const first = asst && blocks(asst.content)[0];
+    if (thinkingOn && (!first || (first.type !== 'thinking' && first.type !== 'redacted_thinking')))
+      return scenarioBad(
+        `messages.${msgs.length - 2}.content.0.type: Expected \`thinking\` or \`redacted_thinking\`, but found \`${first ? first.type : 'nothing'}\`. When \`thinking\` is enabled, a final \`assistant\` message must start with a thinking block (preceeding the lastmost set of \`tool_use\` and \`tool_result\` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable \`thinking\`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking`,
+      );
+    return 'answer';
+  }
+  if (msgs.some(hasResults)) return 'followup';
+  const names = (body.tools || []).map((t) => t && t.name);
+  for (const n of TOOL_SCENARIO.tools) if (!names.includes(n)) return scenarioBad(`scenario: tool ${n} not declared`);
+  return 'tools';
+}
+
+/** The scenario as Claude answers it: a signed thinking block, a text block,
+ * then parallel tool_use blocks whose input streams as input_json_delta
+ * fragments of 7 characters. */
+function scenarioReply(rec) {
+  const body = rec.body;
+  const stage = scenarioStage(body);
+  if (typeof stage !== 'string') return stage;
+  const sc = TOOL_SCENARIO.stages[stage];
+  const thinkingOn = body.thinking && body.thinking.type === 'enabled';
+  const thinking = thinkingOn ? sc.reasoning : '';
+  const signature = thinkingOn ? scenarioSignature(stage, SIG_PREFIX) : '';
+  const uses = sc.calls.map((c, i) => ({ id: `toolu_${stableId(`${rec.seq}:${c.name}:${i}`, 24)}`, name: c.name, input: c.arguments }));
+  const inputs = uses.map((u) => JSON.stringify(u.input));
+  const stop = uses.length ? 'tool_use' : 'end_turn';
+  const id = `msg_${stableId(`${rec.seq}:${rec.rawBody}`, 24)}`;
+  const model = body.model;
+  const output = countTokens(thinking) + countTokens(sc.text) + inputs.reduce((n, s) => n + 1 + Math.ceil(s.length / 4), 0);
+  const usage = { input_tokens: inputTokensFor(body), cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: output, service_tier: 'standard' };
+  const headers = { 'request-id': `req_${stableId(id, 24)}` };
+  if (!body.stream) {
+    const content = [];
+    if (thinking) content.push({ type: 'thinking', thinking, signature });
+    content.push({ type: 'text', text: sc.text });
+    for (const u of uses) content.push({ type: 'tool_use', id: u.id, name: u.name, input: u.input });
+    return { status: 200, headers, json: { id, type: 'message', role: 'assistant', model, content, stop_reason: stop, stop_sequence: null, usage } };
+  }
+  const frames = [];
+  const ev = (name, obj, content = false) => frames.push({ data: `event: ${name}\ndata: ${JSON.stringify(obj)}\n\n`, content });
+  const delta = (index, d) => ev('content_block_delta', { type: 'content_block_delta', index, delta: d }, true);
+  ev('message_start', {
+    type: 'message_start',
+    message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } },
+  });
+  let index = 0;
+  const start = (block) => {
+    ev('content_block_start', { type: 'content_block_start', index, content_block: block });
+    if (index === 0) ev('ping', { type: 'ping' });
+  };
+  const stopBlock = () => ev('content_block_stop', { type: 'content_block_stop', index: index++ });
+  if (thinking) {
+    start({ type: 'thinking', thinking: '', signature: '' });
+    for (const w of splitWords(thinking)) delta(index, { type: 'thinking_delta', thinking: w });
+    delta(index, { type: 'signature_delta', signature });
+    stopBlock();
+  }
+  start({ type: 'text', text: '' });
+  for (const w of splitWords(sc.text)) delta(index, { type: 'text_delta', text: w });
+  stopBlock();
+  uses.forEach((u, k) => {
+    start({ type: 'tool_use', id: u.id, name: u.name, input: {} });
+    delta(index, { type: 'input_json_delta', partial_json: '' });
+    for (let i = 0; i < inputs[k].length; i += 7) delta(index, { type: 'input_json_delta', partial_json: inputs[k].slice(i, i + 7) });
+    stopBlock();
+  });
+  ev('message_delta', { type: 'message_delta', delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: output } });
+  ev('message_stop', { type: 'message_stop' });
+  return { frames, headers };
+}
 
 /** Starts the Anthropic mock: {port, url, close(), requests, setBehavior(), waitForRequests()}. */
 export function startAnthropicMock(opts = {}) {

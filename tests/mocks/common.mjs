@@ -386,3 +386,52 @@ export async function runStandalone(metaUrl, start) {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
 }
+
+// ---------------------------------------------------------------------------
+// Tool scenario (tests/integration/equivalence.test.mjs): a fixed multi-turn
+// tool-calling conversation answered identically by every mock, each in its
+// own provider's wire shapes. Selected by an upstream model name starting
+// with TOOL_SCENARIO.model; other model names never reach this code.
+//   stage "tools":    no tool results yet -> reasoning, a short text, two
+//                     parallel tool calls (finish tool_calls)
+//   stage "answer":   the conversation ends with tool results -> reasoning +
+//                     final text (finish stop)
+//   stage "followup": tool results earlier, a user message last -> reasoning +
+//                     short text (finish stop)
+// Reasoning is only produced when the request turns it on.
+// ---------------------------------------------------------------------------
+
+export const TOOL_SCENARIO = Object.freeze({
+  model: 'tool-scenario',
+  tools: ['get_weather', 'get_time'],
+  stages: {
+    tools: {
+      reasoning: 'The user wants the weather in Zürich and the time in Tokyo. Both are independent, so I call get_weather and get_time in parallel.',
+      text: 'Let me check both.',
+      calls: [
+        { name: 'get_weather', arguments: { city: 'Zürich', unit: 'celsius', days: [1, 2], detail: { wind: true, note: 'say "hi"' } } },
+        { name: 'get_time', arguments: { tz: 'Asia/Tokyo', format: '24h' } },
+      ],
+    },
+    answer: {
+      reasoning: 'Both tools answered: 18 degrees and sunny in Zürich, 21:05 in Tokyo. Summarise briefly.',
+      text: 'Zürich: 18 °C and sunny. Tokyo: it is 21:05 "JST".',
+      calls: [],
+    },
+    followup: {
+      reasoning: 'The user says thanks; a short reply is enough.',
+      text: 'You are welcome!',
+      calls: [],
+    },
+  },
+});
+
+/** True when an upstream model name selects the tool scenario. */
+export function isToolScenario(model) {
+  return typeof model === 'string' && model.startsWith(TOOL_SCENARIO.model);
+}
+
+/** Signature the Anthropic/Gemini scenario attaches to a stage's reasoning. */
+export function scenarioSignature(stage, prefix) {
+  return `${prefix}${stableId(`${stage}:${TOOL_SCENARIO.stages[stage].reasoning}`, 64)}`;
+}

@@ -11,7 +11,9 @@
 // The model name comes from the URL path (so "fail-500" works there too).
 // Usage: promptTokenCount counts words of systemInstruction + contents,
 // candidatesTokenCount the words of the answer, thoughtsTokenCount those of thoughts.
-import { startMock, runStandalone, countTokens, splitWords, truncateWords, stableId, exampleArgs } from './common.mjs';
+import {
+  startMock, runStandalone, countTokens, splitWords, truncateWords, stableId, exampleArgs, TOOL_SCENARIO, isToolScenario, scenarioSignature,
+} from './common.mjs';
 
 export { countTokens };
 
@@ -95,6 +97,7 @@ const provider = {
     return null;
   },
   reply(rec, ctx) {
+    if (isToolScenario(ctx.route.model)) return scenarioReply(rec, ctx);
     const body = rec.body;
     const { options, route } = ctx;
     const gen = body.generationConfig || {};
@@ -159,6 +162,99 @@ const provider = {
     return `data: ${JSON.stringify({ error: { code: 503, message: 'The model is overloaded. Please try again later.', status: 'UNAVAILABLE' } })}\r\n\r\n`;
   },
 };
+
+// --- tool scenario (see TOOL_SCENARIO in common.mjs) -------------------------
+
+const THOUGHT_SIG_PREFIX = 'CiQBcsjafE';
+const scenarioBad = (message) => ({ status: 400, json: { error: { code: 400, message, status: 'INVALID_ARGUMENT' } } });
+
+/** Stage of the scenario conversation, or a 400 worded like Gemini's for the
+ * rules of function calling (response count, thought signatures). */
+function scenarioStage(body) {
+  const cs = body.contents;
+  for (let i = 0; i < cs.length; i++) {
+    const parts = cs[i].parts || [];
+    const calls = parts.filter((p) => p.functionCall);
+    if (cs[i].role === 'model' && calls.length) {
+      const next = cs[i + 1];
+      const resp = next ? (next.parts || []).filter((p) => p.functionResponse) : [];
+      if (next && resp.length !== calls.length)
+        return scenarioBad(
+          'Please ensure that the number of function response parts is equal to the number of function call parts of the function call turn.',
+        );
+      const names = calls.map((p) => p.functionCall.name).sort();
+      if (next && JSON.stringify(resp.map((p) => p.functionResponse.name).sort()) !== JSON.stringify(names))
+        return scenarioBad('* GenerateContentRequest.contents[' + (i + 1) + '].parts: function response names do not match the function calls');
+    }
+  }
+  const last = cs.at(-1);
+  const hasResp = (c) => (c.role || 'user') === 'user' && (c.parts || []).some((p) => p.functionResponse);
+  if (hasResp(last)) {
+    // Gemini 3: the first functionCall part of the current turn must carry
+    // the thought signature it was returned with.
+    const prev = cs.at(-2);
+    const parts = (prev && prev.parts) || [];
+    const pos = parts.findIndex((p) => p.functionCall);
+    if (pos >= 0 && parts[pos].thoughtSignature !== scenarioSignature('tools', THOUGHT_SIG_PREFIX))
+      return scenarioBad(
+        `Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call \`default_api:${parts[pos].functionCall.name}\` , position ${pos + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.`,
+      );
+    return 'answer';
+  }
+  if (cs.some(hasResp)) return 'followup';
+  const names = [];
+  for (const t of body.tools || []) for (const f of t.functionDeclarations || []) names.push(f.name);
+  for (const n of TOOL_SCENARIO.tools) if (!names.includes(n)) return scenarioBad(`scenario: function ${n} not declared`);
+  return 'tools';
+}
+
+/** The scenario as Gemini answers it: thought parts, a text part, then the
+ * parallel functionCall parts whole in one event (no ids), the first one
+ * carrying a thoughtSignature. */
+function scenarioReply(rec, ctx) {
+  const body = rec.body;
+  const { route } = ctx;
+  const stage = scenarioStage(body);
+  if (typeof stage !== 'string') return stage;
+  const sc = TOOL_SCENARIO.stages[stage];
+  const thinkingCfg = (body.generationConfig && body.generationConfig.thinkingConfig) || {};
+  const thoughts = thinkingCfg.includeThoughts ? sc.reasoning : '';
+  const callParts = sc.calls.map((c, i) => {
+    const p = { functionCall: { name: c.name, args: c.arguments } };
+    if (i === 0) p.thoughtSignature = scenarioSignature(stage, THOUGHT_SIG_PREFIX);
+    return p;
+  });
+  const prompt = promptTokensFor(body);
+  const candidates = countTokens(sc.text) + sc.calls.reduce((n, c) => n + 1 + Math.ceil(JSON.stringify(c.arguments).length / 4), 0);
+  const usageMetadata = {
+    promptTokenCount: prompt,
+    candidatesTokenCount: candidates,
+    totalTokenCount: prompt + candidates + countTokens(thoughts),
+    promptTokensDetails: [{ modality: 'TEXT', tokenCount: prompt }],
+  };
+  if (thoughts) usageMetadata.thoughtsTokenCount = countTokens(thoughts);
+  const responseId = stableId(`${rec.seq}:${rec.rawBody}`, 22);
+  const modelVersion = route.model;
+  if (!route.stream) {
+    const parts = [];
+    if (thoughts) parts.push({ text: thoughts, thought: true });
+    parts.push({ text: sc.text }, ...callParts);
+    return { status: 200, json: { candidates: [{ content: { parts, role: 'model' }, finishReason: 'STOP', index: 0 }], usageMetadata, modelVersion, responseId } };
+  }
+  const frames = [];
+  const partial = { promptTokenCount: prompt, totalTokenCount: prompt, promptTokensDetails: usageMetadata.promptTokensDetails };
+  const push = (parts, last) => {
+    const cand = { content: { parts, role: 'model' }, index: 0 };
+    if (last) cand.finishReason = 'STOP';
+    frames.push({ data: `data: ${JSON.stringify({ candidates: [cand], usageMetadata: last ? usageMetadata : partial, modelVersion, responseId })}\r\n\r\n`, content: true });
+  };
+  const tw = splitWords(thoughts);
+  for (let i = 0; i < tw.length; i += 2) push([{ text: tw.slice(i, i + 2).join(''), thought: true }], false);
+  const words = splitWords(sc.text);
+  for (let i = 0; i < words.length; i += 2) push([{ text: words.slice(i, i + 2).join('') }], !callParts.length && i + 2 >= words.length);
+  if (callParts.length) push(callParts, true);
+  return { frames };
+}
 
 /** Starts the Gemini mock: {port, url, close(), requests, setBehavior(), waitForRequests()}. */
 export function startGeminiMock(opts = {}) {

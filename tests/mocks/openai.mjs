@@ -7,7 +7,7 @@
 // tool call per eligible tool (parallel), or only the first one when
 // parallel_tool_calls is false. Usage counts whitespace-separated words
 // (countTokens) over all message texts and over the reply.
-import { startMock, runStandalone, countTokens, splitWords, truncateWords, stableId, exampleArgs } from './common.mjs';
+import { startMock, runStandalone, countTokens, splitWords, truncateWords, stableId, exampleArgs, TOOL_SCENARIO, isToolScenario } from './common.mjs';
 
 export { countTokens };
 
@@ -127,6 +127,7 @@ const provider = {
     return null;
   },
   reply(rec, ctx) {
+    if (isToolScenario(rec.body.model)) return scenarioReply(rec, ctx);
     const body = rec.body;
     const { options } = ctx;
     const id = `chatcmpl-${stableId(`${rec.seq}:${rec.rawBody}`, 29)}`;
@@ -199,6 +200,110 @@ const provider = {
     return `data: ${JSON.stringify({ error: { message: 'The server had an error while processing your request. Sorry about that!', type: 'server_error', param: null, code: null } })}\n\n`;
   },
 };
+
+// --- tool scenario (see TOOL_SCENARIO in common.mjs) -------------------------
+
+function scenarioBad(message, param = 'messages') {
+  return { status: 400, json: { error: { message, type: 'invalid_request_error', param, code: null } } };
+}
+
+/** Stage of the scenario conversation, or an error response (OpenAI's own checks). */
+function scenarioStage(body) {
+  const msgs = body.messages;
+  for (let i = 0; i < msgs.length; i++) {
+    const m = msgs[i];
+    if (m.role === 'tool') {
+      let j = i - 1;
+      while (j >= 0 && msgs[j].role === 'tool') j--;
+      if (j < 0 || msgs[j].role !== 'assistant' || !Array.isArray(msgs[j].tool_calls))
+        return scenarioBad("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", `messages.[${i}].role`);
+    }
+    if (m.role === 'assistant' && Array.isArray(m.tool_calls) && m.tool_calls.length) {
+      const answered = new Set();
+      for (let j = i + 1; j < msgs.length && msgs[j].role === 'tool'; j++) answered.add(msgs[j].tool_call_id);
+      const missing = m.tool_calls.map((t) => t.id).filter((id) => !answered.has(id));
+      if (missing.length)
+        return scenarioBad(
+          `An assistant message with 'tool_calls' must be followed by tool messages responding to each 'tool_call_id'. The following tool_call_ids did not have response messages: ${missing.join(', ')}`,
+          `messages.[${i + 1}].role`,
+        );
+    }
+  }
+  const last = msgs.at(-1);
+  if (last.role === 'tool') return 'answer';
+  if (msgs.some((m) => m.role === 'tool')) return 'followup';
+  const names = ((body.tools || []).map((t) => t && t.function && t.function.name));
+  for (const n of TOOL_SCENARIO.tools) if (!names.includes(n)) return scenarioBad(`scenario: tool ${n} not declared`, 'tools');
+  return 'tools';
+}
+
+function scenarioReasoningOn(body) {
+  const r = body.reasoning;
+  if (r && typeof r === 'object') return r.enabled !== false && r.effort !== 'none';
+  return typeof body.reasoning_effort === 'string' && body.reasoning_effort !== 'none';
+}
+
+/** The scenario in chat-completions shapes: `reasoning` (message field and
+ * deltas, as OpenAI-compatible reasoning servers send it), parallel
+ * tool_calls whose arguments stream in 5-character fragments. */
+function scenarioReply(rec, ctx) {
+  const body = rec.body;
+  const stage = scenarioStage(body);
+  if (typeof stage !== 'string') return stage;
+  const sc = TOOL_SCENARIO.stages[stage];
+  const reasoning = scenarioReasoningOn(body) ? sc.reasoning : '';
+  const calls = sc.calls.map((c, i) => ({
+    id: `call_${stableId(`${rec.seq}:${c.name}:${i}`, 24)}`,
+    name: c.name,
+    arguments: JSON.stringify(c.arguments),
+  }));
+  const id = `chatcmpl-${stableId(`${rec.seq}:${rec.rawBody}`, 29)}`;
+  const created = Math.floor(rec.receivedAt / 1000);
+  const model = body.model;
+  const finish = calls.length ? 'tool_calls' : 'stop';
+  const prompt = promptTokensFor(body);
+  const rtok = countTokens(reasoning);
+  const completion = countTokens(sc.text) + rtok + calls.reduce((n, c) => n + toolCallTokens(c), 0);
+  const usage = {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: rtok, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+  };
+  const fingerprint = 'fp_mock0001';
+  const headers = { 'x-request-id': `req_${stableId(id, 16)}` };
+  if (!body.stream) {
+    const message = { role: 'assistant', content: sc.text, refusal: null, annotations: [] };
+    if (reasoning) message.reasoning = reasoning;
+    if (calls.length)
+      message.tool_calls = calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+    return {
+      status: 200,
+      headers,
+      json: { id, object: 'chat.completion', created, model, choices: [{ index: 0, message, logprobs: null, finish_reason: finish }], usage, system_fingerprint: fingerprint },
+    };
+  }
+  const includeUsage = !!(body.stream_options && body.stream_options.include_usage);
+  const frames = [];
+  const push = (delta, finish_reason = null, content = true) => {
+    const c = { id, object: 'chat.completion.chunk', created, model, system_fingerprint: fingerprint, choices: [{ index: 0, delta, logprobs: null, finish_reason }] };
+    if (includeUsage) c.usage = null;
+    frames.push({ data: `data: ${JSON.stringify(c)}\n\n`, content });
+  };
+  push({ role: 'assistant', content: '', refusal: null }, null, false);
+  for (const w of splitWords(reasoning)) push({ reasoning: w });
+  for (const w of splitWords(sc.text)) push({ content: w });
+  calls.forEach((c, index) => {
+    push({ tool_calls: [{ index, id: c.id, type: 'function', function: { name: c.name, arguments: '' } }] });
+    for (let i = 0; i < c.arguments.length; i += 5) push({ tool_calls: [{ index, function: { arguments: c.arguments.slice(i, i + 5) } }] });
+  });
+  push({}, finish, false);
+  if (includeUsage)
+    frames.push({ data: `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: fingerprint, choices: [], usage })}\n\n` });
+  frames.push({ data: 'data: [DONE]\n\n' });
+  return { frames, headers };
+}
 
 /** Starts the OpenAI mock: {port, url, close(), requests, setBehavior(), waitForRequests()}. */
 export function startOpenAIMock(opts = {}) {
