@@ -100,6 +100,7 @@ static void on_handle_closed(uv_handle_t *h)
     llmux_buf_free(&ex->err_msg);
     llmux_buf_free(&ex->err_raw);
     llmux_buf_free(&ex->wbuf);
+    llmux_buf_free(&ex->chunk_prefix);
     llmux_json_release(&ex->doc);
     free(ex->body);
     if (ex->rt) llmux_runtime_unref(ex->rt);

@@ -105,6 +105,8 @@ typedef struct llmux_exchange {
 
     llmux_result res;
     llmux_buf wbuf;        /* output batched per upstream read */
+    llmux_buf chunk_prefix;/* "data: {"id":..,"provider":..," for ep (out_openai.c) */
+    const llmux_endpoint_cfg *chunk_prefix_ep;
     char gen_id[40];
     int64_t created;
     uint64_t start_ns, first_token_ns;

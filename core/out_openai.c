@@ -14,16 +14,22 @@ static void ensure_headers(llmux_exchange *ex)
     llmux_conn_stream_begin(ex->conn, 200, "text/event-stream", "X-Accel-Buffering: no\r\n");
 }
 
-/* data: {"id":..,"object":..,"created":..,"model":..,"provider":.., */
+/* data: {"id":..,"object":..,"created":..,"model":..,"provider":.., -- the
+ * same for every chunk of an attempt, so it is formatted once and copied. */
 static void chunk_head(llmux_exchange *ex)
 {
-    llmux_buf *b = &ex->wbuf;
-    llmux_buf_printf(b, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", ex->gen_id,
-                     legacy(ex) ? "text_completion" : "chat.completion.chunk", (long long)ex->created);
-    llmux_buf_append_jstr(b, ex->ep ? ex->ep->model->id : ex->model);
-    llmux_buf_append_str(b, ",\"provider\":");
-    llmux_buf_append_jstr(b, ex->ep ? ex->ep->provider->name : "");
-    llmux_buf_append_char(b, ',');
+    llmux_buf *p = &ex->chunk_prefix;
+    if (!p->len || ex->chunk_prefix_ep != ex->ep) {
+        llmux_buf_reset(p);
+        llmux_buf_printf(p, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", ex->gen_id,
+                         legacy(ex) ? "text_completion" : "chat.completion.chunk", (long long)ex->created);
+        llmux_buf_append_jstr(p, ex->ep ? ex->ep->model->id : ex->model);
+        llmux_buf_append_str(p, ",\"provider\":");
+        llmux_buf_append_jstr(p, ex->ep ? ex->ep->provider->name : "");
+        llmux_buf_append_char(p, ',');
+        ex->chunk_prefix_ep = ex->ep;
+    }
+    llmux_buf_append(&ex->wbuf, p->data, p->len);
 }
 
 static void choice_open(llmux_exchange *ex)

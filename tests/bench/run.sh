@@ -232,6 +232,7 @@ workers = 1
 plugin_dir = "$BUILD/plugins"
 plugin_cache_dir = "$TMP/plugin-cache"
 log = { level = "warn", access = "off" }
+storage = false  -- accounting off: the bench measures the proxy path (docs/accounts.md has its cost)
 providers = {
   mock_fast = { plugin = "openai", name = "Bench mock", base_url = "http://127.0.0.1:${MOCK_PORT[fast]}/v1", api_key = "bench" },
   mock_d20  = { plugin = "openai", name = "Bench mock 20 ms", base_url = "http://127.0.0.1:${MOCK_PORT[d20]}/v1", api_key = "bench" },
