@@ -82,14 +82,22 @@ double llmux_cost(const llmux_endpoint_cfg *ep, const llmux_usage *u)
 void llmux_usage_json(llmux_buf *b, const llmux_exchange *ex)
 {
     const llmux_usage *u = &ex->res.usage;
-    llmux_buf_printf(b, "{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,\"cost\":",
-                     (long long)nz(u->prompt_tokens), (long long)nz(u->completion_tokens),
-                     (long long)(nz(u->prompt_tokens) + nz(u->completion_tokens)));
+    llmux_buf_append_str(b, "{\"prompt_tokens\":");
+    llmux_buf_append_i64(b, nz(u->prompt_tokens));
+    llmux_buf_append_str(b, ",\"completion_tokens\":");
+    llmux_buf_append_i64(b, nz(u->completion_tokens));
+    llmux_buf_append_str(b, ",\"total_tokens\":");
+    llmux_buf_append_i64(b, nz(u->prompt_tokens) + nz(u->completion_tokens));
+    llmux_buf_append_str(b, ",\"cost\":");
     llmux_buf_append_double(b, llmux_accounts_charge(ex)); /* BYOK: the fee */
-    llmux_buf_printf(b, ",\"is_byok\":%s,\"prompt_tokens_details\":{\"cached_tokens\":%lld,\"cache_write_tokens\":%lld},"
-                        "\"completion_tokens_details\":{\"reasoning_tokens\":%lld}}",
-                     ex->req.api_key_override ? "true" : "false", (long long)nz(u->cached_tokens),
-                     (long long)nz(u->cache_write_tokens), (long long)nz(u->reasoning_tokens));
+    llmux_buf_append_str(b, ex->req.api_key_override ? ",\"is_byok\":true" : ",\"is_byok\":false");
+    llmux_buf_append_str(b, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+    llmux_buf_append_i64(b, nz(u->cached_tokens));
+    llmux_buf_append_str(b, ",\"cache_write_tokens\":");
+    llmux_buf_append_i64(b, nz(u->cache_write_tokens));
+    llmux_buf_append_str(b, "},\"completion_tokens_details\":{\"reasoning_tokens\":");
+    llmux_buf_append_i64(b, nz(u->reasoning_tokens));
+    llmux_buf_append_str(b, "}}");
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -179,8 +187,17 @@ llmux_exchange *llmux_exchange_new(llmux_conn *c, const llmux_output_ops *out, i
     ex->start_ns = llmux_now_ns();
     ex->created = (int64_t)time(NULL);
     uint64_t a = llmux_worker_random(ex->w), b = llmux_worker_random(ex->w);
-    snprintf(ex->gen_id, sizeof ex->gen_id, "gen-%010llu-%016llx", (unsigned long long)(ex->created % 10000000000LL),
-             (unsigned long long)(a ^ (b << 1)));
+    /* "gen-" + 10 decimal digits of the time + "-" + 16 hex digits, without printf */
+    {
+        static const char hexd[] = "0123456789abcdef";
+        char *o = ex->gen_id;
+        memcpy(o, "gen-", 4);
+        uint64_t t = (uint64_t)(ex->created % 10000000000LL), r = a ^ (b << 1);
+        for (int i = 13; i >= 4; i--) { o[i] = (char)('0' + t % 10); t /= 10; }
+        o[14] = '-';
+        for (int i = 30; i >= 15; i--) { o[i] = hexd[r & 15]; r >>= 4; }
+        o[31] = '\0';
+    }
     uv_timer_init(&ex->w->loop, &ex->timer);
     uv_timer_init(&ex->w->loop, &ex->ka_timer);
     ex->timer.data = ex->ka_timer.data = ex;

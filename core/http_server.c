@@ -93,6 +93,7 @@ static void conn_close(llmux_conn *c)
     if (c->next) c->next->prev = c->prev;
     w->n_conns--;
     if (c->state == CS_HANDLING) w->n_busy--;
+    llmux_worker_conns_dropped(w);
     if (c->h) {
         llmux_handler *h = c->h;
         h->on_abort(h); /* must detach */
@@ -210,8 +211,16 @@ static void conn_finish_response(llmux_conn *c)
 
 static int append_status_line(llmux_buf *b, llmux_conn *c, int status, const char *ctype, const char *extra)
 {
-    int rc = llmux_buf_printf(b, "HTTP/1.1 %d %s\r\n", status, llmux_http_status_text(status));
-    if (ctype) rc |= llmux_buf_printf(b, "Content-Type: %s\r\n", ctype);
+    int rc = llmux_buf_append_str(b, "HTTP/1.1 ");
+    rc |= llmux_buf_append_i64(b, status);
+    rc |= llmux_buf_append_char(b, ' ');
+    rc |= llmux_buf_append_str(b, llmux_http_status_text(status));
+    rc |= llmux_buf_append(b, "\r\n", 2);
+    if (ctype) {
+        rc |= llmux_buf_append_str(b, "Content-Type: ");
+        rc |= llmux_buf_append_str(b, ctype);
+        rc |= llmux_buf_append(b, "\r\n", 2);
+    }
     if (extra) rc |= llmux_buf_append_str(b, extra);
     if (c->close_after_response || c->w->stopping) rc |= llmux_buf_append_str(b, "Connection: close\r\n");
     return rc;
@@ -224,7 +233,9 @@ void llmux_conn_respond(llmux_conn *c, int status, const char *ctype, const char
     if (!c->req.keep_alive) c->close_after_response = 1;
     llmux_buf h = {0};
     int rc = append_status_line(&h, c, status, ctype, extra);
-    rc |= llmux_buf_printf(&h, "Content-Length: %zu\r\n\r\n", len);
+    rc |= llmux_buf_append_str(&h, "Content-Length: ");
+    rc |= llmux_buf_append_i64(&h, (int64_t)len);
+    rc |= llmux_buf_append(&h, "\r\n\r\n", 4);
     if (rc) { llmux_buf_free(&h); conn_close_soon(c); return; }
     uv_buf_t bufs[2] = {uv_buf_init(h.data, (unsigned)h.len), uv_buf_init((char *)body, (unsigned)len)};
     int wr = conn_write(c, bufs, len ? 2 : 1);
@@ -265,7 +276,14 @@ int llmux_conn_stream_write(llmux_conn *c, const char *data, size_t len)
 {
     if (c->closing || !c->streaming || len == 0) return c->closing ? -1 : 0;
     char head[24];
-    int hn = snprintf(head, sizeof head, "%zx\r\n", len);
+    static const char hexd[] = "0123456789abcdef";
+    int hn = 0;
+    char rev[16];
+    size_t v = len;
+    do { rev[hn++] = hexd[v & 15]; v >>= 4; } while (v);
+    for (int i = 0; i < hn; i++) head[i] = rev[hn - 1 - i];
+    head[hn++] = '\r';
+    head[hn++] = '\n';
     uv_buf_t bufs[3] = {uv_buf_init(head, (unsigned)hn), uv_buf_init((char *)data, (unsigned)len),
                         uv_buf_init((char *)"\r\n", 2)};
     return conn_write(c, bufs, 3);

@@ -77,7 +77,9 @@ static int o_tool_call(llmux_exchange *ex, int index, int first, const char *id,
     ensure_headers(ex);
     choice_open(ex);
     llmux_buf *b = &ex->wbuf;
-    llmux_buf_printf(b, "\"tool_calls\":[{\"index\":%d,", index);
+    llmux_buf_append_str(b, "\"tool_calls\":[{\"index\":");
+    llmux_buf_append_i64(b, index);
+    llmux_buf_append_char(b, ',');
     if (first || (id && idl)) {
         llmux_buf_append_str(b, "\"id\":\"");
         if (id) llmux_buf_append(b, id, idl);
@@ -179,8 +181,11 @@ static void o_complete(llmux_exchange *ex)
         return;
     }
     llmux_buf b = {0};
-    llmux_buf_printf(&b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", ex->gen_id,
-                     legacy(ex) ? "text_completion" : "chat.completion", (long long)ex->created);
+    llmux_buf_append_str(&b, "{\"id\":\"");
+    llmux_buf_append_str(&b, ex->gen_id);
+    llmux_buf_append_str(&b, legacy(ex) ? "\",\"object\":\"text_completion\",\"created\":" : "\",\"object\":\"chat.completion\",\"created\":");
+    llmux_buf_append_i64(&b, ex->created);
+    llmux_buf_append_str(&b, ",\"model\":");
     llmux_buf_append_jstr(&b, ex->ep->model->id);
     llmux_buf_append_str(&b, ",\"provider\":");
     llmux_buf_append_jstr(&b, ex->ep->provider->name);

@@ -79,6 +79,14 @@ static void on_trim(uv_timer_t *t)
     }
 }
 
+void llmux_worker_conns_dropped(llmux_worker *w)
+{
+    /* Trim soon after a burst ends (once the closed connections are freed),
+     * not only at the next periodic check. */
+    if (w->conn_peak >= 256 && w->n_conns < w->conn_peak / 4 && !w->stopping)
+        uv_timer_start(&w->trim_timer, on_trim, 200, 2000);
+}
+
 static void on_wake(uv_async_t *a)
 {
     llmux_worker *w = a->data;

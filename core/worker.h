@@ -47,5 +47,7 @@ llmux_worker *llmux_worker_get(int i);
 /* Refreshes w->rt / w->router if a newer runtime was published. */
 void llmux_worker_refresh(llmux_worker *w);
 uint64_t llmux_worker_random(llmux_worker *w);
+/* Called when connections close: schedules a memory trim after a burst. */
+void llmux_worker_conns_dropped(llmux_worker *w);
 uint64_t llmux_now_ns(void);
 #endif
