@@ -730,6 +730,21 @@ static int read_result(lua_State *L, plan_ctx *x, int res)
     return 0;
 }
 
+/* Pushes the candidate cache table (a fresh one when a reload marked it
+ * stale) and starts a new stamp for the candidates pushed next; returns the
+ * table's stack index. */
+static int push_cache(lua_State *L, llmux_router *r)
+{
+    if (r->cache_stale) {
+        lua_newtable(L);
+        lua_rawseti(L, LUA_REGISTRYINDEX, r->cache_ref);
+        r->cache_stale = 0;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, r->cache_ref);
+    bump_stamp(r); /* a wrapped stamp clears the old ones: they could collide */
+    return lua_gettop(L);
+}
+
 /* The protected body: arguments, the call and the result check. */
 static int plan_protected(lua_State *L)
 {
@@ -738,16 +753,9 @@ static int plan_protected(lua_State *L)
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->route_ref);
     push_request(L, r, x->req);
 
-    if (r->cache_stale) {
-        lua_newtable(L);
-        lua_rawseti(L, LUA_REGISTRYINDEX, r->cache_ref);
-        r->cache_stale = 0;
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->cache_ref);
-    int cache = lua_gettop(L);
+    int cache = push_cache(L, r);
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->cands_ref);
     int arr = lua_gettop(L);
-    bump_stamp(r); /* a wrapped stamp clears the old ones: they could collide */
     for (int i = 0; i < x->ncands; i++) {
         push_candidate(L, x, cache, i);
         lua_rawseti(L, arr, i + 1);
@@ -854,14 +862,7 @@ static int on_result_protected(lua_State *L)
     llmux_router *r = x->r;
     lua_rawgeti(L, LUA_REGISTRYINDEX, r->on_result_ref);
     push_request(L, r, x->req);
-    if (r->cache_stale) {
-        lua_newtable(L);
-        lua_rawseti(L, LUA_REGISTRYINDEX, r->cache_ref);
-        r->cache_stale = 0;
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, r->cache_ref);
-    int cache = lua_gettop(L);
-    bump_stamp(r);
+    int cache = push_cache(L, r);
     push_candidate(L, x, cache, x->cand);
     lua_remove(L, cache);
     lua_pushboolean(L, x->ok);
