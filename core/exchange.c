@@ -162,13 +162,26 @@ static void on_abort(llmux_handler *h)
     exchange_finish(ex);
 }
 
+static void arm_chunk_timer(llmux_exchange *ex);
+
 static void on_drain(llmux_handler *h)
 {
     llmux_exchange *ex = (llmux_exchange *)h;
     if (ex->paused && ex->xfer) {
         ex->paused = 0;
-        llmux_xfer_resume(ex->xfer);
+        llmux_xfer_resume(ex->xfer); /* may deliver the held bytes right away */
+        if (ex->xfer && !ex->paused && !ex->attempt_over) arm_chunk_timer(ex);
     }
+}
+
+/* The client read nothing for a whole between-chunks timeout while the
+ * upstream was paused for it: give up on the client (the record keeps what
+ * was produced) rather than hold the call open for ever. */
+static void on_client_stalled(uv_timer_t *t)
+{
+    llmux_exchange *ex = t->data;
+    LOG_WARN("%s: client stopped reading for %u ms, closing", ex->gen_id, ex->rt->cfg->timeouts.between_chunks_ms);
+    llmux_conn_close(ex->conn);
 }
 
 llmux_exchange *llmux_exchange_new(llmux_conn *c, const llmux_output_ops *out, int api)
@@ -401,6 +414,8 @@ static size_t xfer_body(void *ud, const char *data, size_t n)
     if (ex->content_started && llmux_conn_backlog(ex->conn) > ex->rt->cfg->limits.stream_buffer_bytes) {
         ex->paused = 1; /* the client is slow: stop reading from the upstream */
         uv_timer_stop(&ex->timer);
+        if (ex->rt->cfg->timeouts.between_chunks_ms)
+            uv_timer_start(&ex->timer, on_client_stalled, ex->rt->cfg->timeouts.between_chunks_ms, 0);
         return LLMUX_XFER_PAUSE;
     }
     int rc = ex->img->d.on_data(&ex->call.pub, data, n);

@@ -576,3 +576,5 @@ llmux_worker *llmux_conn_worker(llmux_conn *c) { return c->w; }
 const llmux_http_request *llmux_conn_request(llmux_conn *c) { return &c->req; }
 void llmux_conn_attach(llmux_conn *c, llmux_handler *h) { c->h = h; }
 void llmux_conn_detach(llmux_conn *c) { c->h = NULL; }
+
+void llmux_conn_close(llmux_conn *c) { conn_close_soon(c); }

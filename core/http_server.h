@@ -60,6 +60,9 @@ int llmux_conn_stream_write(llmux_conn *c, const char *data, size_t len);
 void llmux_conn_stream_end(llmux_conn *c);
 size_t llmux_conn_backlog(const llmux_conn *c);
 int llmux_conn_is_closing(const llmux_conn *c);
+/* Closes the connection from the loop (never inside the caller's frame);
+ * an attached handler gets on_abort. */
+void llmux_conn_close(llmux_conn *c);
 
 const char *llmux_http_status_text(int status);
 #endif

@@ -64,3 +64,43 @@ describe('backpressure from a slow client', { skip: skipNoBinary, timeout: 60000
       `client had ${readWhilePaused} of ${bytes} bytes while paused`);
   });
 });
+
+describe('a client that never reads again', { skip: skipNoBinary, timeout: 60000 }, () => {
+  let up, gw;
+  before(async () => {
+    up = await startOpenAIMock({ reply: REPLY });
+    gw = await startLlmux({
+      config: buildConfig({
+        providers: { up: openaiProvider(up) },
+        models: [model('bp/big', [endpoint('up', 'big')])],
+        timeouts: { first_byte_ms: 10000, between_chunks_ms: 1000 },
+        limits: { stream_buffer_bytes: 1048576 },
+      }),
+      workers: 1,
+    });
+  });
+  after(() => shutdown(gw, up));
+
+  it('is disconnected after between_chunks_ms, and the upstream call is cancelled', async () => {
+    const body = JSON.stringify({ model: 'bp/big', stream: true, messages: [{ role: 'user', content: 'big' }] });
+    const sock = net.connect(gw.port, '127.0.0.1');
+    await new Promise((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+    sock.write(`POST /api/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await sleep(200);
+    sock.pause(); // never read again (a paused node socket does not see the close, so watch llmux and the upstream)
+    const t0 = Date.now();
+    while (Date.now() - t0 < 8000 && !/client stopped reading/.test(gw.logs())) await sleep(100);
+    const waited = Date.now() - t0;
+    assert.match(gw.logs(), /client stopped reading/, 'llmux gave up on the client');
+    assert.ok(waited >= 800, `not before between_chunks_ms (${waited} ms)`);
+    // The upstream call is cancelled with it: its connection closes (the mock
+    // may count its answer as flushed, the kernel took the last bytes).
+    const rec = up.requests.at(-1);
+    const t1 = Date.now();
+    while (Date.now() - t1 < 3000 && rec.closedAt === null) await sleep(50);
+    assert.ok(rec.closedAt !== null, 'the upstream connection was closed');
+    assert.match(gw.logs(), /status=499/, 'the access log records the cancelled request');
+    sock.destroy();
+  });
+});
