@@ -121,4 +121,188 @@ static inline int llmux_refuse(llmux_call *c, const llmux_host *h, const char *f
     return LLMUX_EINVAL;
 }
 
+/* ---- reading OpenAI chat requests --------------------------------------- */
+/* Helpers for plugins that translate an OpenAI chat body (messages[] with
+ * string-or-parts content) into another provider's format. Each refuses a
+ * malformed input with a 400 through llmux_refuse and returns LLMUX_EINVAL. */
+
+/* Calls text(arg, tok) for string content, or part(arg, tok) for each element
+ * of an array of parts, stopping at the first nonzero return. Absent or null
+ * content is nothing (0); any other type is refused. */
+static inline int llmux_content_each(llmux_call *c, const llmux_host *h, const llmux_json *d, int content,
+                                     void (*text)(void *arg, int str_tok), int (*part)(void *arg, int part_tok),
+                                     void *arg)
+{
+    if (content < 0 || d->tok[content].type == LLMUX_JSON_PRIMITIVE) return 0;
+    if (d->tok[content].type == LLMUX_JSON_STRING) {
+        text(arg, content);
+        return 0;
+    }
+    if (d->tok[content].type != LLMUX_JSON_ARRAY)
+        return llmux_refuse(c, h, "message content must be a string or an array of parts");
+    int it = content + 1;
+    for (int k = 0; k < d->tok[content].size; k++, it = h->json_skip(d, it)) {
+        int rc = part(arg, it);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* The kind of an OpenAI content part, and what llmux_part_read returns with it. */
+typedef enum {
+    LLMUX_PART_TEXT,  /* value: the text string token */
+    LLMUX_PART_IMAGE, /* value: image_url (a string) or image_url.url, or -1 */
+    LLMUX_PART_FILE,  /* value: file.file_data (>= 0) */
+    LLMUX_PART_AUDIO  /* value: the input_audio member, or -1 */
+} llmux_part_kind;
+
+/* Reads content part `part` into *kind and *value. Refuses a text part
+ * without a text string, a file part without file_data (file_id is not
+ * supported) and any other type. */
+static inline int llmux_part_read(llmux_call *c, const llmux_host *h, const llmux_json *d, int part,
+                                  llmux_part_kind *kind, int *value)
+{
+    int type = llmux_jget(h, d, part, "type");
+    *kind = LLMUX_PART_TEXT;
+    *value = -1;
+    if (llmux_jis_str(h, d, type, "text")) {
+        int t = llmux_jget(h, d, part, "text");
+        if (!llmux_jis(d, t, LLMUX_JSON_STRING)) return llmux_refuse(c, h, "text part without a text string");
+        *kind = LLMUX_PART_TEXT;
+        *value = t;
+        return 0;
+    }
+    if (llmux_jis_str(h, d, type, "image_url")) {
+        int iu = llmux_jget(h, d, part, "image_url");
+        *kind = LLMUX_PART_IMAGE;
+        *value = llmux_jis(d, iu, LLMUX_JSON_STRING) ? iu : llmux_jget(h, d, iu, "url");
+        return 0;
+    }
+    if (llmux_jis_str(h, d, type, "file")) {
+        int fd = llmux_jget(h, d, llmux_jget(h, d, part, "file"), "file_data");
+        if (fd < 0) return llmux_refuse(c, h, "file part: only inline file_data is supported (no file_id)");
+        *kind = LLMUX_PART_FILE;
+        *value = fd;
+        return 0;
+    }
+    if (llmux_jis_str(h, d, type, "input_audio")) {
+        *kind = LLMUX_PART_AUDIO;
+        *value = llmux_jget(h, d, part, "input_audio");
+        return 0;
+    }
+    return llmux_refuse(c, h, "unsupported content part type");
+}
+
+/* A media URL read by llmux_part_url: all pointers are into its buffer. */
+typedef struct {
+    const char *url;  /* the whole URL */
+    size_t url_len;
+    const char *mime; /* data: URL: its media type; NULL for http(s) */
+    size_t mime_len;
+    const char *data; /* data: URL: the base64 payload */
+    size_t data_len;
+} llmux_media_url;
+
+/* Unescapes string token url_tok (an image_url or file_data value) into *u,
+ * which the caller frees with buf_free whatever the result, and splits it
+ * into *m. Accepts http(s) URLs and base64 data: URLs; refuses a missing url
+ * and anything else, naming the part `what` in the message. Returns 0,
+ * LLMUX_ENOMEM or LLMUX_EINVAL. */
+static inline int llmux_part_url(llmux_call *c, const llmux_host *h, const llmux_json *d, int url_tok,
+                                 const char *what, llmux_buf *u, llmux_media_url *m)
+{
+    if (!llmux_jis(d, url_tok, LLMUX_JSON_STRING)) return llmux_refuse(c, h, "%s part without a url", what);
+    if (h->json_unescape(d, url_tok, u) != 0) return LLMUX_ENOMEM;
+    const char *s = u->data ? u->data : "";
+    size_t n = u->len;
+    memset(m, 0, sizeof *m);
+    m->url = s;
+    m->url_len = n;
+    if (n > 5 && memcmp(s, "data:", 5) == 0) {
+        const char *comma = (const char *)memchr(s, ',', n);
+        if (!comma || comma - s < 12 || memcmp(comma - 7, ";base64", 7) != 0)
+            return llmux_refuse(c, h, "%s part: only base64 data: URLs are supported", what);
+        m->mime = s + 5;
+        m->mime_len = (size_t)(comma - 7 - (s + 5));
+        m->data = comma + 1;
+        m->data_len = n - (size_t)(comma + 1 - s);
+        return 0;
+    }
+    if ((n > 7 && memcmp(s, "http://", 7) == 0) || (n > 8 && memcmp(s, "https://", 8) == 0)) return 0;
+    return llmux_refuse(c, h, "%s part: url must be http(s) or a base64 data: URL", what);
+}
+
+/* Tool-call arguments token args (a JSON-encoded string, an object, or
+ * absent) as the text of one JSON object in *obj and *n: the object token's own
+ * text, the object the string holds, or "{}" for an absent value or a string
+ * of only white space. a and parsed are the caller's zeroed scratch, released
+ * with buf_free and (if parsed->tok) json_release whatever the result.
+ * Returns 0, LLMUX_ENOMEM, or LLMUX_EINVAL (nothing emitted) when the string
+ * is not a JSON object. */
+static inline int llmux_tool_args(const llmux_host *h, const llmux_json *d, int args, llmux_buf *a,
+                                  llmux_json *parsed, const char **obj, size_t *n)
+{
+    *obj = NULL;
+    *n = 0;
+    if (llmux_jis(d, args, LLMUX_JSON_OBJECT)) {
+        *obj = llmux_jraw(d, args, n);
+        return 0;
+    }
+    if (llmux_jis(d, args, LLMUX_JSON_STRING) && h->json_unescape(d, args, a) != 0) return LLMUX_ENOMEM;
+    size_t p = 0;
+    while (p < a->len && (a->data[p] == ' ' || a->data[p] == '\n' || a->data[p] == '\t' || a->data[p] == '\r'))
+        p++;
+    if (p == a->len) {
+        *obj = "{}";
+        *n = 2;
+        return 0;
+    }
+    if (h->json_parse(a->data, a->len, parsed) != 0 || parsed->ntok < 1 ||
+        parsed->tok[0].type != LLMUX_JSON_OBJECT)
+        return LLMUX_EINVAL;
+    *obj = a->data + parsed->tok[0].start;
+    *n = (size_t)(parsed->tok[0].end - parsed->tok[0].start);
+    return 0;
+}
+
+/* Appends a system/developer message's content (a string, or an array of
+ * text parts) to sys as comma-separated objects, counted in *nsys: `open`,
+ * the text as a JSON string, then, with LLMUX_SYS_CACHE_CONTROL, the part's
+ * cache_control object if it has one, then "}". An empty string adds
+ * nothing, other content types are ignored. Refuses a part without a text
+ * string, or (with LLMUX_SYS_TYPED) whose type is not "text". */
+enum { LLMUX_SYS_TYPED = 1, LLMUX_SYS_CACHE_CONTROL = 2 };
+static inline int llmux_system_text(llmux_call *c, const llmux_host *h, const llmux_json *d, int content,
+                                    llmux_jw *sys, int *nsys, const char *open, int flags)
+{
+    if (llmux_jis(d, content, LLMUX_JSON_STRING)) {
+        if (d->tok[content].end == d->tok[content].start) return 0;
+        if ((*nsys)++) llmux_jw_lit(sys, ",");
+        llmux_jw_lit(sys, open);
+        llmux_jw_tok(sys, d, content);
+        llmux_jw_lit(sys, "}");
+        return 0;
+    }
+    if (!llmux_jis(d, content, LLMUX_JSON_ARRAY)) return 0;
+    int it = content + 1;
+    for (int k = 0; k < d->tok[content].size; k++, it = h->json_skip(d, it)) {
+        int t = llmux_jget(h, d, it, "text");
+        if (((flags & LLMUX_SYS_TYPED) && !llmux_jis_str(h, d, llmux_jget(h, d, it, "type"), "text")) ||
+            !llmux_jis(d, t, LLMUX_JSON_STRING))
+            return llmux_refuse(c, h, "system messages may contain only text parts");
+        if ((*nsys)++) llmux_jw_lit(sys, ",");
+        llmux_jw_lit(sys, open);
+        llmux_jw_tok(sys, d, t);
+        if (flags & LLMUX_SYS_CACHE_CONTROL) {
+            int cc = llmux_jget(h, d, it, "cache_control");
+            if (llmux_jis(d, cc, LLMUX_JSON_OBJECT)) {
+                llmux_jw_lit(sys, ",\"cache_control\":");
+                llmux_jw_tok(sys, d, cc);
+            }
+        }
+        llmux_jw_lit(sys, "}");
+    }
+    return 0;
+}
+
 #endif /* LLMUX_PLUGIN_UTIL_H */

@@ -57,26 +57,12 @@ static void text_block(conv *v, int role, int str_tok, int part)
 static int media_block(conv *v, int role, int url_tok, int part, int is_doc, const char *what)
 {
     llmux_buf u = {0};
-    int rc = 0;
-    if (!llmux_jis(v->d, url_tok, LLMUX_JSON_STRING))
-        return llmux_refuse(v->c, v->h, "%s part without a url", what);
-    if (v->h->json_unescape(v->d, url_tok, &u) != 0) return LLMUX_ENOMEM;
-    const char *s = u.data ? u.data : "";
-    size_t n = u.len;
+    llmux_media_url m;
+    int rc = llmux_part_url(v->c, v->h, v->d, url_tok, what, &u, &m);
+    if (rc) goto out;
     const char *type = is_doc ? "document" : "image";
-    if (n > 5 && memcmp(s, "data:", 5) == 0) {
-        const char *comma = memchr(s, ',', n);
-        const char *b64 = NULL;
-        size_t mlen = 0;
-        if (comma && comma - s >= 12 && memcmp(comma - 7, ";base64", 7) == 0) {
-            b64 = comma + 1;
-            mlen = (size_t)(comma - 7 - (s + 5));
-        }
-        if (!b64) {
-            rc = llmux_refuse(v->c, v->h, "%s part: only base64 data: URLs are supported", what);
-            goto out;
-        }
-        if (is_doc && !(mlen == 15 && memcmp(s + 5, "application/pdf", 15) == 0)) {
+    if (m.mime) {
+        if (is_doc && !(m.mime_len == 15 && memcmp(m.mime, "application/pdf", 15) == 0)) {
             rc = llmux_refuse(v->c, v->h, "file part: only PDF files can be sent to Anthropic");
             goto out;
         }
@@ -84,20 +70,17 @@ static int media_block(conv *v, int role, int url_tok, int part, int is_doc, con
         llmux_jw_lit(v->w, "{\"type\":\"");
         llmux_jw_lit(v->w, type);
         llmux_jw_lit(v->w, "\",\"source\":{\"type\":\"base64\",\"media_type\":");
-        llmux_jw_str(v->w, s + 5, mlen);
+        llmux_jw_str(v->w, m.mime, m.mime_len);
         llmux_jw_lit(v->w, ",\"data\":");
-        llmux_jw_str(v->w, b64, n - (size_t)(b64 - s));
+        llmux_jw_str(v->w, m.data, m.data_len);
         llmux_jw_lit(v->w, "}");
-    } else if ((n > 7 && memcmp(s, "http://", 7) == 0) || (n > 8 && memcmp(s, "https://", 8) == 0)) {
+    } else {
         begin_block(v, role);
         llmux_jw_lit(v->w, "{\"type\":\"");
         llmux_jw_lit(v->w, type);
         llmux_jw_lit(v->w, "\",\"source\":{\"type\":\"url\",\"url\":");
-        llmux_jw_str(v->w, s, n);
+        llmux_jw_str(v->w, m.url, m.url_len);
         llmux_jw_lit(v->w, "}");
-    } else {
-        rc = llmux_refuse(v->c, v->h, "%s part: url must be http(s) or a base64 data: URL", what);
-        goto out;
     }
     copy_cache_control(v, part);
     llmux_jw_lit(v->w, "}");
@@ -106,53 +89,40 @@ out:
     return rc;
 }
 
-/* One OpenAI content part. */
-static int part_block(conv *v, int role, int part)
+typedef struct {
+    conv *v;
+    int role;
+} part_arg;
+
+static void text_cb(void *arg, int str_tok)
 {
-    const llmux_host *h = v->h;
-    const llmux_json *d = v->d;
-    int type = llmux_jget(h, d, part, "type");
-    if (llmux_jis_str(h, d, type, "text")) {
-        int t = llmux_jget(h, d, part, "text");
-        if (!llmux_jis(d, t, LLMUX_JSON_STRING))
-            return llmux_refuse(v->c, h, "text part without a text string");
-        text_block(v, role, t, part);
-        return 0;
+    part_arg *pa = arg;
+    text_block(pa->v, pa->role, str_tok, -1);
+}
+
+/* One OpenAI content part. */
+static int part_cb(void *arg, int part)
+{
+    part_arg *pa = arg;
+    conv *v = pa->v;
+    llmux_part_kind kind;
+    int val;
+    int rc = llmux_part_read(v->c, v->h, v->d, part, &kind, &val);
+    if (rc) return rc;
+    switch (kind) {
+    case LLMUX_PART_TEXT: text_block(v, pa->role, val, part); return 0;
+    case LLMUX_PART_IMAGE: return media_block(v, pa->role, val, part, 0, "image_url");
+    case LLMUX_PART_FILE: return media_block(v, pa->role, val, part, 1, "file");
+    case LLMUX_PART_AUDIO: break;
     }
-    if (llmux_jis_str(h, d, type, "image_url")) {
-        int iu = llmux_jget(h, d, part, "image_url");
-        int url = llmux_jis(d, iu, LLMUX_JSON_STRING) ? iu : llmux_jget(h, d, iu, "url");
-        return media_block(v, role, url, part, 0, "image_url");
-    }
-    if (llmux_jis_str(h, d, type, "file")) {
-        int f = llmux_jget(h, d, part, "file");
-        int fd = llmux_jget(h, d, f, "file_data");
-        if (fd < 0)
-            return llmux_refuse(v->c, h, "file part: only inline file_data is supported (no file_id)");
-        return media_block(v, role, fd, part, 1, "file");
-    }
-    if (llmux_jis_str(h, d, type, "input_audio"))
-        return llmux_refuse(v->c, h, "input_audio parts are not supported by Anthropic models");
-    return llmux_refuse(v->c, h, "unsupported content part type");
+    return llmux_refuse(v->c, v->h, "input_audio parts are not supported by Anthropic models");
 }
 
 /* content: string or array of parts. */
 static int content_blocks(conv *v, int role, int content)
 {
-    const llmux_json *d = v->d;
-    if (content < 0 || d->tok[content].type == LLMUX_JSON_PRIMITIVE) return 0; /* null */
-    if (d->tok[content].type == LLMUX_JSON_STRING) {
-        text_block(v, role, content, -1);
-        return 0;
-    }
-    if (d->tok[content].type != LLMUX_JSON_ARRAY)
-        return llmux_refuse(v->c, v->h, "message content must be a string or an array of parts");
-    int it = content + 1;
-    for (int k = 0; k < d->tok[content].size; k++, it = v->h->json_skip(d, it)) {
-        int rc = part_block(v, role, it);
-        if (rc) return rc;
-    }
-    return 0;
+    part_arg pa = {v, role};
+    return llmux_content_each(v->c, v->h, v->d, content, text_cb, part_cb, &pa);
 }
 
 /* Earlier-turn reasoning_details -> thinking / redacted_thinking blocks. */
@@ -200,38 +170,20 @@ static int tool_use_block(conv *v, int mi, int k, int tc)
         return llmux_refuse(v->c, h, "messages[%d].tool_calls[%d] needs an id and function.name", mi, k);
     llmux_buf a = {0};
     llmux_json parsed = {0};
-    int rc = 0;
-    if (llmux_jis(d, args, LLMUX_JSON_OBJECT)) {
-        begin_block(v, ROLE_ASSISTANT);
-        llmux_jw_lit(v->w, "{\"type\":\"tool_use\",\"id\":");
-        llmux_jw_tok(v->w, d, id);
-        llmux_jw_lit(v->w, ",\"name\":");
-        llmux_jw_tok(v->w, d, name);
-        llmux_jw_lit(v->w, ",\"input\":");
-        llmux_jw_tok(v->w, d, args);
-        llmux_jw_lit(v->w, "}");
-        return 0;
-    }
-    if (llmux_jis(d, args, LLMUX_JSON_STRING) && h->json_unescape(d, args, &a) != 0) return LLMUX_ENOMEM;
-    size_t p = 0;
-    while (p < a.len && (a.data[p] == ' ' || a.data[p] == '\n' || a.data[p] == '\t' || a.data[p] == '\r')) p++;
-    int empty = p == a.len;
-    if (!empty && (h->json_parse(a.data, a.len, &parsed) != 0 || parsed.ntok < 1 ||
-                   parsed.tok[0].type != LLMUX_JSON_OBJECT)) {
+    const char *obj;
+    size_t n;
+    int rc = llmux_tool_args(h, d, args, &a, &parsed, &obj, &n);
+    if (rc == LLMUX_EINVAL)
         rc = llmux_refuse(v->c, h,
                           "messages[%d].tool_calls[%d].function.arguments is not a valid JSON object", mi, k);
-        goto out;
-    }
+    if (rc) goto out;
     begin_block(v, ROLE_ASSISTANT);
     llmux_jw_lit(v->w, "{\"type\":\"tool_use\",\"id\":");
     llmux_jw_tok(v->w, d, id);
     llmux_jw_lit(v->w, ",\"name\":");
     llmux_jw_tok(v->w, d, name);
     llmux_jw_lit(v->w, ",\"input\":");
-    if (empty)
-        llmux_jw_lit(v->w, "{}");
-    else
-        llmux_jw_raw(v->w, a.data + parsed.tok[0].start, (size_t)(parsed.tok[0].end - parsed.tok[0].start));
+    llmux_jw_raw(v->w, obj, n);
     llmux_jw_lit(v->w, "}");
 out:
     if (parsed.tok) h->json_release(&parsed);
@@ -268,33 +220,8 @@ static int tool_result_block(conv *v, int mi, int msg)
 /* system/developer content -> top-level system text blocks. */
 static int system_blocks(conv *v, llmux_jw *sys, int *nsys, int content)
 {
-    const llmux_host *h = v->h;
-    const llmux_json *d = v->d;
-    if (llmux_jis(d, content, LLMUX_JSON_STRING)) {
-        if (d->tok[content].end == d->tok[content].start) return 0;
-        if ((*nsys)++) llmux_jw_lit(sys, ",");
-        llmux_jw_lit(sys, "{\"type\":\"text\",\"text\":");
-        llmux_jw_tok(sys, d, content);
-        llmux_jw_lit(sys, "}");
-        return 0;
-    }
-    if (!llmux_jis(d, content, LLMUX_JSON_ARRAY)) return 0;
-    int it = content + 1;
-    for (int k = 0; k < d->tok[content].size; k++, it = h->json_skip(d, it)) {
-        int t = llmux_jget(h, d, it, "text");
-        if (!llmux_jis_str(h, d, llmux_jget(h, d, it, "type"), "text") || !llmux_jis(d, t, LLMUX_JSON_STRING))
-            return llmux_refuse(v->c, h, "system messages may contain only text parts");
-        if ((*nsys)++) llmux_jw_lit(sys, ",");
-        llmux_jw_lit(sys, "{\"type\":\"text\",\"text\":");
-        llmux_jw_tok(sys, d, t);
-        int cc = llmux_jget(h, d, it, "cache_control");
-        if (llmux_jis(d, cc, LLMUX_JSON_OBJECT)) {
-            llmux_jw_lit(sys, ",\"cache_control\":");
-            llmux_jw_tok(sys, d, cc);
-        }
-        llmux_jw_lit(sys, "}");
-    }
-    return 0;
+    return llmux_system_text(v->c, v->h, v->d, content, sys, nsys, "{\"type\":\"text\",\"text\":",
+                             LLMUX_SYS_TYPED | LLMUX_SYS_CACHE_CONTROL);
 }
 
 int anth_build_messages(llmux_call *c, const anth_ctx *ctx, llmux_jw *w, llmux_jw *sys, int *nsys)

@@ -59,93 +59,73 @@ static const char *guess_mime(const char *s, size_t n, const char *fallback)
 static int media_part(conv *v, int role, int url_tok, const char *fallback_mime, const char *what)
 {
     llmux_buf u = {0};
-    int rc = 0;
-    if (!llmux_jis(v->d, url_tok, LLMUX_JSON_STRING)) return llmux_refuse(v->c, v->h, "%s part without a url", what);
-    if (v->h->json_unescape(v->d, url_tok, &u) != 0) return LLMUX_ENOMEM;
-    const char *s = u.data ? u.data : "";
-    size_t n = u.len;
-    if (n > 5 && memcmp(s, "data:", 5) == 0) {
-        const char *comma = memchr(s, ',', n);
-        if (!comma || comma - s < 12 || memcmp(comma - 7, ";base64", 7) != 0) {
-            rc = llmux_refuse(v->c, v->h, "%s part: only base64 data: URLs are supported", what);
-            goto out;
-        }
-        begin_part(v, role);
+    llmux_media_url m;
+    int rc = llmux_part_url(v->c, v->h, v->d, url_tok, what, &u, &m);
+    if (rc) goto out;
+    begin_part(v, role);
+    if (m.mime) {
         llmux_jw_lit(v->w, "{\"inlineData\":{\"mimeType\":");
-        llmux_jw_str(v->w, s + 5, (size_t)(comma - 7 - (s + 5)));
+        llmux_jw_str(v->w, m.mime, m.mime_len);
         llmux_jw_lit(v->w, ",\"data\":");
-        llmux_jw_str(v->w, comma + 1, n - (size_t)(comma + 1 - s));
-        llmux_jw_lit(v->w, "}}");
-    } else if ((n > 7 && memcmp(s, "http://", 7) == 0) || (n > 8 && memcmp(s, "https://", 8) == 0)) {
-        begin_part(v, role);
-        llmux_jw_lit(v->w, "{\"fileData\":{\"mimeType\":\"");
-        llmux_jw_lit(v->w, guess_mime(s, n, fallback_mime));
-        llmux_jw_lit(v->w, "\",\"fileUri\":");
-        llmux_jw_str(v->w, s, n);
+        llmux_jw_str(v->w, m.data, m.data_len);
         llmux_jw_lit(v->w, "}}");
     } else {
-        rc = llmux_refuse(v->c, v->h, "%s part: url must be http(s) or a base64 data: URL", what);
+        llmux_jw_lit(v->w, "{\"fileData\":{\"mimeType\":\"");
+        llmux_jw_lit(v->w, guess_mime(m.url, m.url_len, fallback_mime));
+        llmux_jw_lit(v->w, "\",\"fileUri\":");
+        llmux_jw_str(v->w, m.url, m.url_len);
+        llmux_jw_lit(v->w, "}}");
     }
 out:
     v->h->buf_free(&u);
     return rc;
 }
 
-static int part(conv *v, int role, int p)
+typedef struct {
+    conv *v;
+    int role;
+} part_arg;
+
+static void text_cb(void *arg, int str_tok)
 {
+    part_arg *pa = arg;
+    text_part(pa->v, pa->role, str_tok);
+}
+
+static int part_cb(void *arg, int p)
+{
+    part_arg *pa = arg;
+    conv *v = pa->v;
     const llmux_host *h = v->h;
     const llmux_json *d = v->d;
-    int type = llmux_jget(h, d, p, "type");
-    if (llmux_jis_str(h, d, type, "text")) {
-        int t = llmux_jget(h, d, p, "text");
-        if (!llmux_jis(d, t, LLMUX_JSON_STRING)) return llmux_refuse(v->c, h, "text part without a text string");
-        text_part(v, role, t);
-        return 0;
+    llmux_part_kind kind;
+    int val;
+    int rc = llmux_part_read(v->c, h, d, p, &kind, &val);
+    if (rc) return rc;
+    switch (kind) {
+    case LLMUX_PART_TEXT: text_part(v, pa->role, val); return 0;
+    case LLMUX_PART_IMAGE: return media_part(v, pa->role, val, "image/jpeg", "image_url");
+    case LLMUX_PART_FILE: return media_part(v, pa->role, val, "application/pdf", "file");
+    case LLMUX_PART_AUDIO: break;
     }
-    if (llmux_jis_str(h, d, type, "image_url")) {
-        int iu = llmux_jget(h, d, p, "image_url");
-        int url = llmux_jis(d, iu, LLMUX_JSON_STRING) ? iu : llmux_jget(h, d, iu, "url");
-        return media_part(v, role, url, "image/jpeg", "image_url");
-    }
-    if (llmux_jis_str(h, d, type, "file")) {
-        int fd = llmux_jget(h, d, llmux_jget(h, d, p, "file"), "file_data");
-        if (fd < 0) return llmux_refuse(v->c, h, "file part: only inline file_data is supported (no file_id)");
-        return media_part(v, role, fd, "application/pdf", "file");
-    }
-    if (llmux_jis_str(h, d, type, "input_audio")) {
-        int ia = llmux_jget(h, d, p, "input_audio");
-        int data = llmux_jget(h, d, ia, "data"), fmt = llmux_jget(h, d, ia, "format");
-        if (!llmux_jis(d, data, LLMUX_JSON_STRING) || !llmux_jis(d, fmt, LLMUX_JSON_STRING))
-            return llmux_refuse(v->c, h, "input_audio part needs data and format");
-        begin_part(v, role);
-        llmux_jw_lit(v->w, "{\"inlineData\":{\"mimeType\":\"audio/");
-        size_t fl;
-        const char *fs = llmux_jraw(d, fmt, &fl);
-        llmux_jw_raw(v->w, fs, fl);
-        llmux_jw_lit(v->w, "\",\"data\":");
-        llmux_jw_tok(v->w, d, data);
-        llmux_jw_lit(v->w, "}}");
-        return 0;
-    }
-    return llmux_refuse(v->c, h, "unsupported content part type");
+    int data = llmux_jget(h, d, val, "data"), fmt = llmux_jget(h, d, val, "format");
+    if (!llmux_jis(d, data, LLMUX_JSON_STRING) || !llmux_jis(d, fmt, LLMUX_JSON_STRING))
+        return llmux_refuse(v->c, h, "input_audio part needs data and format");
+    begin_part(v, pa->role);
+    llmux_jw_lit(v->w, "{\"inlineData\":{\"mimeType\":\"audio/");
+    size_t fl;
+    const char *fs = llmux_jraw(d, fmt, &fl);
+    llmux_jw_raw(v->w, fs, fl);
+    llmux_jw_lit(v->w, "\",\"data\":");
+    llmux_jw_tok(v->w, d, data);
+    llmux_jw_lit(v->w, "}}");
+    return 0;
 }
 
 static int content_parts(conv *v, int role, int content)
 {
-    const llmux_json *d = v->d;
-    if (content < 0 || d->tok[content].type == LLMUX_JSON_PRIMITIVE) return 0;
-    if (d->tok[content].type == LLMUX_JSON_STRING) {
-        text_part(v, role, content);
-        return 0;
-    }
-    if (d->tok[content].type != LLMUX_JSON_ARRAY)
-        return llmux_refuse(v->c, v->h, "message content must be a string or an array of parts");
-    int it = content + 1;
-    for (int k = 0; k < d->tok[content].size; k++, it = v->h->json_skip(d, it)) {
-        int rc = part(v, role, it);
-        if (rc) return rc;
-    }
-    return 0;
+    part_arg pa = {v, role};
+    return llmux_content_each(v->c, v->h, v->d, content, text_cb, part_cb, &pa);
 }
 
 static int same_str(const llmux_json *d, int a, int b)
@@ -180,31 +160,22 @@ static int function_call_part(conv *v, int mi, int k, int tc, int details)
     int fn = llmux_jget(h, d, tc, "function");
     int name = llmux_jget(h, d, fn, "name");
     int args = llmux_jget(h, d, fn, "arguments");
-    llmux_buf a = {0};
-    llmux_json parsed = {0};
-    int rc = 0;
     if (!llmux_jis(d, name, LLMUX_JSON_STRING))
         return llmux_refuse(v->c, h, "messages[%d].tool_calls[%d] needs function.name", mi, k);
-    if (llmux_jis(d, args, LLMUX_JSON_STRING) && h->json_unescape(d, args, &a) != 0) return LLMUX_ENOMEM;
-    size_t p = 0;
-    while (p < a.len && (a.data[p] == ' ' || a.data[p] == '\n' || a.data[p] == '\t' || a.data[p] == '\r')) p++;
-    int empty = p == a.len && !llmux_jis(d, args, LLMUX_JSON_OBJECT);
-    if (!empty && !llmux_jis(d, args, LLMUX_JSON_OBJECT) &&
-        (h->json_parse(a.data, a.len, &parsed) != 0 || parsed.tok[0].type != LLMUX_JSON_OBJECT)) {
+    llmux_buf a = {0};
+    llmux_json parsed = {0};
+    const char *obj;
+    size_t n;
+    int rc = llmux_tool_args(h, d, args, &a, &parsed, &obj, &n);
+    if (rc == LLMUX_EINVAL)
         rc = llmux_refuse(v->c, h, "messages[%d].tool_calls[%d].function.arguments is not a valid JSON object",
                           mi, k);
-        goto out;
-    }
+    if (rc) goto out;
     begin_part(v, ROLE_MODEL);
     llmux_jw_lit(v->w, "{\"functionCall\":{\"name\":");
     llmux_jw_tok(v->w, d, name);
     llmux_jw_lit(v->w, ",\"args\":");
-    if (llmux_jis(d, args, LLMUX_JSON_OBJECT))
-        llmux_jw_tok(v->w, d, args);
-    else if (empty)
-        llmux_jw_lit(v->w, "{}");
-    else
-        llmux_jw_raw(v->w, a.data + parsed.tok[0].start, (size_t)(parsed.tok[0].end - parsed.tok[0].start));
+    llmux_jw_raw(v->w, obj, n);
     llmux_jw_lit(v->w, "}");
     int sig = llmux_jis(d, id, LLMUX_JSON_STRING) ? find_signature(v, details, id) : -1;
     if (sig >= 0) {
@@ -282,28 +253,7 @@ out:
 
 static int system_parts(conv *v, llmux_jw *sys, int *nsys, int content)
 {
-    const llmux_host *h = v->h;
-    const llmux_json *d = v->d;
-    if (llmux_jis(d, content, LLMUX_JSON_STRING)) {
-        if (d->tok[content].end == d->tok[content].start) return 0;
-        if ((*nsys)++) llmux_jw_lit(sys, ",");
-        llmux_jw_lit(sys, "{\"text\":");
-        llmux_jw_tok(sys, d, content);
-        llmux_jw_lit(sys, "}");
-        return 0;
-    }
-    if (!llmux_jis(d, content, LLMUX_JSON_ARRAY)) return 0;
-    int it = content + 1;
-    for (int k = 0; k < d->tok[content].size; k++, it = h->json_skip(d, it)) {
-        int t = llmux_jget(h, d, it, "text");
-        if (!llmux_jis(d, t, LLMUX_JSON_STRING))
-            return llmux_refuse(v->c, h, "system messages may contain only text parts");
-        if ((*nsys)++) llmux_jw_lit(sys, ",");
-        llmux_jw_lit(sys, "{\"text\":");
-        llmux_jw_tok(sys, d, t);
-        llmux_jw_lit(sys, "}");
-    }
-    return 0;
+    return llmux_system_text(v->c, v->h, v->d, content, sys, nsys, "{\"text\":", 0);
 }
 
 int gem_build_contents(llmux_call *c, const gem_ctx *ctx, llmux_jw *w, llmux_jw *sys, int *nsys)
