@@ -305,4 +305,61 @@ static inline int llmux_system_text(llmux_call *c, const llmux_host *h, const ll
     return 0;
 }
 
+/* Writes OpenAI tools[k] (token tool) as the start of a function declaration:
+ * a comma unless k is 0, then `{"name":<name>` and, when the function has a
+ * description string, `,"description":<description>`, leaving the object
+ * open. The function's parameters token (or -1) goes to *params. Refuses a
+ * tool that is not a function tool with a name. */
+static inline int llmux_function_tool(llmux_call *c, const llmux_host *h, const llmux_json *d, int tool, int k,
+                                      llmux_jw *w, int *params)
+{
+    int fn = llmux_jget(h, d, tool, "function");
+    int name = llmux_jget(h, d, fn, "name");
+    *params = -1;
+    if (!llmux_jis_str(h, d, llmux_jget(h, d, tool, "type"), "function") || !llmux_jis(d, name, LLMUX_JSON_STRING))
+        return llmux_refuse(c, h, "tools[%d]: only function tools with a name are supported", k);
+    if (k) llmux_jw_lit(w, ",");
+    llmux_jw_lit(w, "{\"name\":");
+    llmux_jw_tok(w, d, name);
+    int desc = llmux_jget(h, d, fn, "description");
+    if (llmux_jis(d, desc, LLMUX_JSON_STRING)) {
+        llmux_jw_lit(w, ",\"description\":");
+        llmux_jw_tok(w, d, desc);
+    }
+    *params = llmux_jget(h, d, fn, "parameters");
+    return 0;
+}
+
+/* OpenAI tool_choice, as read by llmux_tool_choice_read. */
+typedef enum {
+    LLMUX_CHOICE_UNSET,    /* absent, or neither a string nor an object */
+    LLMUX_CHOICE_NONE,     /* "none" */
+    LLMUX_CHOICE_REQUIRED, /* "required" */
+    LLMUX_CHOICE_AUTO,     /* "auto" */
+    LLMUX_CHOICE_FUNCTION  /* {type:"function",function:{name}}: the name token */
+} llmux_tool_choice;
+
+/* Reads the request's tool_choice into *choice and, for a named function,
+ * its name token into *name (else -1). Refuses an unknown string and an
+ * object without function.name. */
+static inline int llmux_tool_choice_read(llmux_call *c, const llmux_host *h, const llmux_json *d,
+                                         llmux_tool_choice *choice, int *name)
+{
+    int tc = llmux_jget(h, d, 0, "tool_choice");
+    *choice = LLMUX_CHOICE_UNSET;
+    *name = -1;
+    if (llmux_jis(d, tc, LLMUX_JSON_STRING)) {
+        if (h->json_eq(d, tc, "none")) *choice = LLMUX_CHOICE_NONE;
+        else if (h->json_eq(d, tc, "required")) *choice = LLMUX_CHOICE_REQUIRED;
+        else if (h->json_eq(d, tc, "auto")) *choice = LLMUX_CHOICE_AUTO;
+        else return llmux_refuse(c, h, "tool_choice: unknown value");
+    } else if (llmux_jis(d, tc, LLMUX_JSON_OBJECT)) {
+        *name = llmux_jget(h, d, llmux_jget(h, d, tc, "function"), "name");
+        if (!llmux_jis(d, *name, LLMUX_JSON_STRING))
+            return llmux_refuse(c, h, "tool_choice: expected {type:\"function\",function:{name}}");
+        *choice = LLMUX_CHOICE_FUNCTION;
+    }
+    return 0;
+}
+
 #endif /* LLMUX_PLUGIN_UTIL_H */

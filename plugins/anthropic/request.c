@@ -40,21 +40,8 @@ static void tools(llmux_call *c, const llmux_host *h, const llmux_json *d, llmux
     llmux_jw_lit(w, ",\"tools\":[");
     int it = t + 1;
     for (int k = 0; k < d->tok[t].size; k++, it = h->json_skip(d, it)) {
-        int fn = llmux_jget(h, d, it, "function");
-        int name = llmux_jget(h, d, fn, "name");
-        if (!llmux_jis_str(h, d, llmux_jget(h, d, it, "type"), "function") || !llmux_jis(d, name, LLMUX_JSON_STRING)) {
-            *rc = llmux_refuse(c, h, "tools[%d]: only function tools with a name are supported", k);
-            return;
-        }
-        if (k) llmux_jw_lit(w, ",");
-        llmux_jw_lit(w, "{\"name\":");
-        llmux_jw_tok(w, d, name);
-        int desc = llmux_jget(h, d, fn, "description");
-        if (llmux_jis(d, desc, LLMUX_JSON_STRING)) {
-            llmux_jw_lit(w, ",\"description\":");
-            llmux_jw_tok(w, d, desc);
-        }
-        int params = llmux_jget(h, d, fn, "parameters");
+        int params;
+        if ((*rc = llmux_function_tool(c, h, d, it, k, w, &params))) return;
         llmux_jw_lit(w, ",\"input_schema\":");
         if (llmux_jis(d, params, LLMUX_JSON_OBJECT))
             llmux_jw_tok(w, d, params);
@@ -72,28 +59,23 @@ static void tools(llmux_call *c, const llmux_host *h, const llmux_json *d, llmux
 
 static void tool_choice(llmux_call *c, const llmux_host *h, const llmux_json *d, llmux_jw *w, int *rc)
 {
-    int tc = llmux_jget(h, d, 0, "tool_choice");
     int ptc = llmux_jget(h, d, 0, "parallel_tool_calls");
     int no_parallel = ptc >= 0 && h->json_bool(d, ptc) == 0;
     int t = llmux_jget(h, d, 0, "tools");
     int has_tools = llmux_jis(d, t, LLMUX_JSON_ARRAY) && d->tok[t].size > 0;
     if (!has_tools) return;
+    llmux_tool_choice choice;
+    int name;
+    if ((*rc = llmux_tool_choice_read(c, h, d, &choice, &name))) return;
     const char *type = "auto";
-    int name = -1;
-    if (llmux_jis(d, tc, LLMUX_JSON_STRING)) {
-        if (h->json_eq(d, tc, "none")) type = "none";
-        else if (h->json_eq(d, tc, "required")) type = "any";
-        else if (h->json_eq(d, tc, "auto")) type = "auto";
-        else { *rc = llmux_refuse(c, h, "tool_choice: unknown value"); return; }
-    } else if (llmux_jis(d, tc, LLMUX_JSON_OBJECT)) {
-        name = llmux_jget(h, d, llmux_jget(h, d, tc, "function"), "name");
-        if (!llmux_jis(d, name, LLMUX_JSON_STRING)) {
-            *rc = llmux_refuse(c, h, "tool_choice: expected {type:\"function\",function:{name}}");
-            return;
-        }
-        type = "tool";
-    } else if (!no_parallel) {
-        return;
+    switch (choice) {
+    case LLMUX_CHOICE_NONE: type = "none"; break;
+    case LLMUX_CHOICE_REQUIRED: type = "any"; break;
+    case LLMUX_CHOICE_AUTO: type = "auto"; break;
+    case LLMUX_CHOICE_FUNCTION: type = "tool"; break;
+    case LLMUX_CHOICE_UNSET:
+        if (!no_parallel) return;
+        break;
     }
     llmux_jw_lit(w, ",\"tool_choice\":{\"type\":\"");
     llmux_jw_lit(w, type);

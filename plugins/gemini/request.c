@@ -105,19 +105,9 @@ static int tools(llmux_call *c, const llmux_host *h, const llmux_json *d, llmux_
     llmux_jw_lit(w, ",\"tools\":[{\"functionDeclarations\":[");
     int it = t + 1;
     for (int k = 0; k < d->tok[t].size; k++, it = h->json_skip(d, it)) {
-        int fn = llmux_jget(h, d, it, "function");
-        int name = llmux_jget(h, d, fn, "name");
-        if (!llmux_jis_str(h, d, llmux_jget(h, d, it, "type"), "function") || !llmux_jis(d, name, LLMUX_JSON_STRING))
-            return llmux_refuse(c, h, "tools[%d]: only function tools with a name are supported", k);
-        if (k) llmux_jw_lit(w, ",");
-        llmux_jw_lit(w, "{\"name\":");
-        llmux_jw_tok(w, d, name);
-        int desc = llmux_jget(h, d, fn, "description");
-        if (llmux_jis(d, desc, LLMUX_JSON_STRING)) {
-            llmux_jw_lit(w, ",\"description\":");
-            llmux_jw_tok(w, d, desc);
-        }
-        int params = llmux_jget(h, d, fn, "parameters");
+        int params;
+        int rc = llmux_function_tool(c, h, d, it, k, w, &params);
+        if (rc) return rc;
         if (llmux_jis(d, params, LLMUX_JSON_OBJECT)) {
             /* parametersJsonSchema accepts standard JSON Schema as sent by OpenAI clients. */
             llmux_jw_lit(w, ",\"parametersJsonSchema\":");
@@ -127,19 +117,17 @@ static int tools(llmux_call *c, const llmux_host *h, const llmux_json *d, llmux_
     }
     llmux_jw_lit(w, "]}]");
 
-    int tc = llmux_jget(h, d, 0, "tool_choice");
+    llmux_tool_choice choice;
+    int name;
+    int rc = llmux_tool_choice_read(c, h, d, &choice, &name);
+    if (rc) return rc;
     const char *mode = NULL;
-    int name = -1;
-    if (llmux_jis(d, tc, LLMUX_JSON_STRING)) {
-        if (h->json_eq(d, tc, "none")) mode = "NONE";
-        else if (h->json_eq(d, tc, "required")) mode = "ANY";
-        else if (h->json_eq(d, tc, "auto")) mode = "AUTO";
-        else return llmux_refuse(c, h, "tool_choice: unknown value");
-    } else if (llmux_jis(d, tc, LLMUX_JSON_OBJECT)) {
-        name = llmux_jget(h, d, llmux_jget(h, d, tc, "function"), "name");
-        if (!llmux_jis(d, name, LLMUX_JSON_STRING))
-            return llmux_refuse(c, h, "tool_choice: expected {type:\"function\",function:{name}}");
-        mode = "ANY";
+    switch (choice) {
+    case LLMUX_CHOICE_NONE: mode = "NONE"; break;
+    case LLMUX_CHOICE_REQUIRED: mode = "ANY"; break;
+    case LLMUX_CHOICE_AUTO: mode = "AUTO"; break;
+    case LLMUX_CHOICE_FUNCTION: mode = "ANY"; break;
+    case LLMUX_CHOICE_UNSET: break;
     }
     if (mode) {
         llmux_jw_lit(w, ",\"toolConfig\":{\"functionCallingConfig\":{\"mode\":\"");
