@@ -10,37 +10,15 @@
 
 typedef test_fx fx;
 
+/* base_url stays NULL: the default https://api.anthropic.com/v1 */
 static void fx_init(fx *f, const char *version)
 {
-    f->pc.name = "anthropic";
-    f->pc.base_url = NULL; /* default https://api.anthropic.com/v1 */
-    f->pc.api_key = "sk-ant-test";
-    f->pc.n_options = 0;
-    if (version) {
-        f->pc_opts[0].key = "version";
-        f->pc_opts[0].value = version;
-        f->pc.options = f->pc_opts;
-        f->pc.n_options = 1;
-    }
-    assert_int_equal(f->p->init(test_host(), &f->pc, &f->ctx), 0);
+    assert_int_equal(test_fx_init(f, "anthropic", "sk-ant-test", version ? "version" : NULL, version), 0);
 }
 
 static int setup(void **state)
 {
-    fx *f = test_fx_open("anthropic");
-    assert_non_null(f);
-    fx_init(f, NULL);
-    f->ep.model = "anthropic/claude-sonnet";
-    f->ep.upstream_model = "claude-sonnet-4-5";
-    test_reset_events();
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    test_fx_close(*state);
-    return 0;
+    return test_fx_setup(state, "anthropic", "sk-ant-test", "anthropic/claude-sonnet", "claude-sonnet-4-5");
 }
 
 static int prep(fx *f, const char *body) { return test_fx_prepare(f, body); }
@@ -342,16 +320,16 @@ static void test_stream_truncated(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_request_multi_turn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_bearer_version_drops_sampling, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_thinking_raises_max_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_thinking_and_parallel_tools, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_redacted_thinking_max_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_error_after_content, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_http_529_before_stream, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_http_errors_mapping, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_multi_turn, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_bearer_version_drops_sampling, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_thinking_raises_max_tokens, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_refusals, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_thinking_and_parallel_tools, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_redacted_thinking_max_tokens, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_error_after_content, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_http_529_before_stream, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_http_errors_mapping, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_truncated, setup, test_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

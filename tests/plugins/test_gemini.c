@@ -12,22 +12,7 @@ typedef test_fx fx;
 
 static int setup(void **state)
 {
-    fx *f = test_fx_open("gemini");
-    assert_non_null(f);
-    f->pc.name = "gemini";
-    f->pc.api_key = "AIza-test";
-    assert_int_equal(f->p->init(test_host(), &f->pc, &f->ctx), 0);
-    f->ep.model = "google/gemini-2.5-flash";
-    f->ep.upstream_model = "gemini-2.5-flash";
-    test_reset_events();
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    test_fx_close(*state);
-    return 0;
+    return test_fx_setup(state, "gemini", "AIza-test", "google/gemini-2.5-flash", "gemini-2.5-flash");
 }
 
 static int prep(fx *f, const char *body) { return test_fx_prepare(f, body); }
@@ -268,17 +253,17 @@ static void test_stream_truncated(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_request_multi_turn, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_json_schema_and_options, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_request_refusals, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_thoughts_and_function_calls, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_safety_block, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_prompt_blocked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_max_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_http_429_retry_info, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_json_error_served_as_event_stream, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_http_503_and_midstream_error, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stream_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_multi_turn, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_json_schema_and_options, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_request_refusals, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_thoughts_and_function_calls, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_safety_block, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_prompt_blocked, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_max_tokens, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_http_429_retry_info, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_json_error_served_as_event_stream, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_http_503_and_midstream_error, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_stream_truncated, setup, test_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -479,6 +479,30 @@ static inline int test_fx_prepare(test_fx *f, const char *body)
     return rc;
 }
 
+/* Fills f->pc (name, api_key, and the one option opt_key=opt_value unless
+ * opt_key is NULL) and runs the plugin's init. Returns init's result. */
+static inline int test_fx_init(test_fx *f, const char *name, const char *api_key, const char *opt_key,
+                               const char *opt_value)
+{
+    f->pc.name = name;
+    f->pc.api_key = api_key;
+    f->pc.n_options = 0;
+    if (opt_key) {
+        f->pc_opts[0].key = opt_key;
+        f->pc_opts[0].value = opt_value;
+        f->pc.options = f->pc_opts;
+        f->pc.n_options = 1;
+    }
+    return f->p->init(test_host(), &f->pc, &f->ctx);
+}
+
+/* cmocka teardown for a fixture made by test_fx_setup. */
+static inline int test_fx_teardown(void **state)
+{
+    test_fx_close((test_fx *)*state);
+    return 0;
+}
+
 /* One upstream answer: HTTP status, optional Retry-After, body. */
 typedef struct {
     int status;
@@ -534,6 +558,22 @@ static inline void test_fx_check_transcript(test_fx *f, const test_transcript *t
     assert_string_equal(bytes, whole);
     free(bytes);
     free(whole);
+}
+
+/* The body of a cmocka setup: plugin `name` opened and initialised by
+ * test_fx_init (no option), the endpoint's model names set, the events
+ * cleared and the fixture put in *state. */
+static inline int test_fx_setup(void **state, const char *name, const char *api_key, const char *model,
+                                const char *upstream_model)
+{
+    test_fx *f = test_fx_open(name);
+    assert_non_null(f);
+    assert_int_equal(test_fx_init(f, name, api_key, NULL, NULL), 0);
+    f->ep.model = model;
+    f->ep.upstream_model = upstream_model;
+    test_reset_events();
+    *state = f;
+    return 0;
 }
 #endif /* assert_string_equal */
 

@@ -9,25 +9,9 @@
 
 typedef test_fx fx;
 
-static int setup(void **state)
-{
-    fx *f = test_fx_open("mock");
-    assert_non_null(f);
-    f->pc.name = "mock";
-    assert_int_equal(f->p->init(test_host(), &f->pc, &f->ctx), 0);
-    f->ep.model = "mock/echo";
-    f->ep.upstream_model = "echo";
-    test_reset_events();
-    *state = f;
-    return 0;
-}
+static int setup(void **state) { return test_fx_setup(state, "mock", NULL, "mock/echo", "echo"); }
 
-static int teardown(void **state)
-{
-    test_fx_close(*state); /* prep does not mark calls prepared: run_local releases them */
-    return 0;
-}
-
+/* Teardown is test_fx_teardown: prep does not mark calls prepared, run_local releases them. */
 /* Ticks until the plugin stops scheduling itself (as the host would). */
 static int run_local(fx *f)
 {
@@ -214,16 +198,16 @@ static void test_fail_midstream(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_echo_string, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_echo_parts_and_counter, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_echo_tool_call, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_echo_tools_without_weather, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lorem_max_tokens, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lorem_tokens_option_and_delay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lorem_default_count, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unknown_model, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fail, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_fail_midstream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_echo_string, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_echo_parts_and_counter, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_echo_tool_call, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_echo_tools_without_weather, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_lorem_max_tokens, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_lorem_tokens_option_and_delay, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_lorem_default_count, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_model, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fail, setup, test_fx_teardown),
+        cmocka_unit_test_setup_teardown(test_fail_midstream, setup, test_fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
