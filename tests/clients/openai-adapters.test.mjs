@@ -8,12 +8,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOOL_SCENARIO } from '../mocks/common.mjs';
-import { startOpenAIMock } from '../mocks/openai.mjs';
-import { startAnthropicMock } from '../mocks/anthropic.mjs';
-import { startGeminiMock } from '../mocks/gemini.mjs';
+import { skipNoBinary } from '../integration/harness.mjs';
 import {
-  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, anthropicProvider, geminiProvider, model, endpoint,
-} from '../integration/harness.mjs';
+  SCENARIO_TOOLS as TOOLS, SCENARIO_RESULTS as RESULTS, SCENARIO_MESSAGES as MESSAGES, SCENARIO_ADAPTERS, startScenarioAdapters,
+} from '../integration/scenario.mjs';
 
 let OpenAI = null;
 let sdkMissing = false;
@@ -25,38 +23,6 @@ try {
 const skip = sdkMissing || skipNoBinary;
 if (skip) console.log(`# SKIP client tests: ${skip}`);
 
-const TOOLS = [
-  {
-    type: 'function',
-    function: {
-      name: 'get_weather',
-      description: 'Current weather and forecast for a city',
-      parameters: {
-        type: 'object',
-        properties: {
-          city: { type: 'string' },
-          unit: { type: 'string', enum: ['celsius', 'fahrenheit'] },
-          days: { type: 'array', items: { type: 'integer' } },
-          detail: { type: 'object', properties: { wind: { type: 'boolean' }, note: { type: 'string' } } },
-        },
-        required: ['city'],
-      },
-    },
-  },
-  {
-    type: 'function',
-    function: {
-      name: 'get_time',
-      description: 'Local time in a time zone',
-      parameters: { type: 'object', properties: { tz: { type: 'string' }, format: { type: 'string' } }, required: ['tz'] },
-    },
-  },
-];
-const RESULTS = { get_weather: JSON.stringify({ temp_c: 18, sky: 'sunny' }), get_time: '21:05' };
-const MESSAGES = [
-  { role: 'system', content: 'You are a concise assistant.' },
-  { role: 'user', content: 'What is the weather in Zürich and the time in Tokyo?' },
-];
 const TOOLS_STAGE = TOOL_SCENARIO.stages.tools;
 const ANSWER_STAGE = TOOL_SCENARIO.stages.answer;
 // `reasoning` is an OpenRouter field: the SDK sends unknown body keys as they are.
@@ -107,28 +73,15 @@ async function drain(stream) {
 }
 
 describe('openai SDK through the openai, anthropic and gemini adapters', { skip, timeout: 90000 }, () => {
-  let oa, ant, gem, gw, client;
+  let trio, client;
   before(async () => {
-    oa = await startOpenAIMock();
-    ant = await startAnthropicMock();
-    gem = await startGeminiMock();
     const params = ['temperature', 'max_tokens', 'tools', 'tool_choice', 'parallel_tool_calls', 'reasoning', 'stream_options'];
-    const ep = (p) => endpoint(p, TOOL_SCENARIO.model, { supported_parameters: params });
-    gw = await startLlmux({
-      config: buildConfig({
-        providers: {
-          oa: openaiProvider(oa, { name: 'OpenAI Mock' }),
-          ant: anthropicProvider(ant, { name: 'Anthropic Mock' }),
-          gem: geminiProvider(gem, { name: 'Gemini Mock' }),
-        },
-        models: [model('sdk/openai', [ep('oa')]), model('sdk/anthropic', [ep('ant')]), model('sdk/gemini', [ep('gem')])],
-      }),
-    });
-    client = new OpenAI({ baseURL: `${gw.url}/api/v1`, apiKey: 'test', maxRetries: 0, timeout: 20000 });
+    trio = await startScenarioAdapters('sdk', params);
+    client = new OpenAI({ baseURL: `${trio.gw.url}/api/v1`, apiKey: 'test', maxRetries: 0, timeout: 20000 });
   });
-  after(() => shutdown(gw, oa, ant, gem));
+  after(() => trio && trio.stop());
 
-  for (const a of ['openai', 'anthropic', 'gemini']) {
+  for (const a of SCENARIO_ADAPTERS) {
     const m = `sdk/${a}`;
 
     it(`${a}: create() non-stream: parallel tool calls, then the answer`, async () => {

@@ -21,53 +21,14 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOOL_SCENARIO } from '../mocks/common.mjs';
-import { startOpenAIMock } from '../mocks/openai.mjs';
-import { startAnthropicMock } from '../mocks/anthropic.mjs';
-import { startGeminiMock } from '../mocks/gemini.mjs';
+import { skipNoBinary, postJSON, postSSE, tryJSON } from './harness.mjs';
 import {
-  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, anthropicProvider, geminiProvider, model, endpoint,
-  postJSON, postSSE, tryJSON,
-} from './harness.mjs';
+  SCENARIO_TOOLS as TOOLS, SCENARIO_RESULTS as RESULTS, SCENARIO_MESSAGES as BASE, SCENARIO_ADAPTERS as ADAPTERS, startScenarioAdapters,
+} from './scenario.mjs';
 
-const TOOLS = [
-  {
-    type: 'function',
-    function: {
-      name: 'get_weather',
-      description: 'Current weather and forecast for a city',
-      parameters: {
-        type: 'object',
-        properties: {
-          city: { type: 'string' },
-          unit: { type: 'string', enum: ['celsius', 'fahrenheit'] },
-          days: { type: 'array', items: { type: 'integer' } },
-          detail: { type: 'object', properties: { wind: { type: 'boolean' }, note: { type: 'string' } } },
-        },
-        required: ['city'],
-      },
-    },
-  },
-  {
-    type: 'function',
-    function: {
-      name: 'get_time',
-      description: 'Local time in a time zone',
-      parameters: { type: 'object', properties: { tz: { type: 'string' }, format: { type: 'string' } }, required: ['tz'] },
-    },
-  },
-];
-
-/** Tool results the "client" sends back, by tool name. */
-const RESULTS = { get_weather: JSON.stringify({ temp_c: 18, sky: 'sunny' }), get_time: '21:05' };
-
-const BASE = [
-  { role: 'system', content: 'You are a concise assistant.' },
-  { role: 'user', content: 'What is the weather in Zürich and the time in Tokyo?' },
-];
 const FOLLOWUP = { role: 'user', content: 'Thanks!' };
 const REASONING = { max_tokens: 2048 };
 
-const ADAPTERS = ['openai', 'anthropic', 'gemini'];
 const MODES = ['non-stream', 'stream'];
 
 const USAGE_OK = { prompt_tokens: true, completion_tokens: true, total_is_sum: true, cost_positive: true };
@@ -201,30 +162,17 @@ const textOf = (content) =>
   typeof content === 'string' ? content : (content || []).filter((b) => b && b.type === 'text').map((b) => b.text).join('');
 
 describe('equivalence: one tool + reasoning conversation through the openai, anthropic and gemini adapters', { skip: skipNoBinary, timeout: 120000 }, () => {
-  let oa, ant, gem, gw, url;
+  let trio, url;
   const mocks = {};
   const runs = { 'non-stream': {}, stream: {} };
 
   before(async () => {
-    oa = await startOpenAIMock();
-    ant = await startAnthropicMock();
-    gem = await startGeminiMock();
-    Object.assign(mocks, { openai: oa, anthropic: ant, gemini: gem });
     const params = ['temperature', 'max_tokens', 'stop', 'tools', 'tool_choice', 'parallel_tool_calls', 'reasoning', 'include_reasoning', 'stream_options'];
-    const ep = (p) => endpoint(p, TOOL_SCENARIO.model, { supported_parameters: params });
-    gw = await startLlmux({
-      config: buildConfig({
-        providers: {
-          oa: openaiProvider(oa, { name: 'OpenAI Mock' }),
-          ant: anthropicProvider(ant, { name: 'Anthropic Mock' }),
-          gem: geminiProvider(gem, { name: 'Gemini Mock' }),
-        },
-        models: [model('eq/openai', [ep('oa')]), model('eq/anthropic', [ep('ant')]), model('eq/gemini', [ep('gem')])],
-      }),
-    });
-    url = `${gw.url}/api/v1/chat/completions`;
+    trio = await startScenarioAdapters('eq', params);
+    Object.assign(mocks, trio.mocks);
+    url = `${trio.gw.url}/api/v1/chat/completions`;
   });
-  after(() => shutdown(gw, oa, ant, gem));
+  after(() => trio && trio.stop());
 
   for (const mode of MODES) {
     for (const a of ADAPTERS) {
