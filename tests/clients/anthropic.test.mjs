@@ -6,19 +6,11 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAIMock } from '../mocks/openai.mjs';
 import {
-  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint,
+  startLlmux, shutdown, loadClientSdk, buildConfig, openaiProvider, model, endpoint,
   WEATHER_TOOL, TIME_TOOL,
 } from '../integration/harness.mjs';
 
-let Anthropic = null;
-let sdkMissing = false;
-try {
-  ({ default: Anthropic } = await import('@anthropic-ai/sdk'));
-} catch {
-  sdkMissing = 'the @anthropic-ai/sdk package is not installed: run `npm ci` in tests/clients';
-}
-const skip = sdkMissing || skipNoBinary;
-if (skip) console.log(`# SKIP anthropic client tests: ${skip}`);
+const { sdk: Anthropic, skip } = await loadClientSdk(() => import('@anthropic-ai/sdk'), 'the @anthropic-ai/sdk package', 'anthropic client tests');
 
 describe('@anthropic-ai/sdk against llmux /v1/messages', { skip, timeout: 90000 }, () => {
   let up, gw, clients;

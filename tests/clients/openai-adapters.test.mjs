@@ -8,20 +8,12 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOOL_SCENARIO } from '../mocks/common.mjs';
-import { skipNoBinary } from '../integration/harness.mjs';
+import { loadClientSdk } from '../integration/harness.mjs';
 import {
   SCENARIO_TOOLS as TOOLS, SCENARIO_RESULTS as RESULTS, SCENARIO_MESSAGES as MESSAGES, SCENARIO_ADAPTERS, startScenarioAdapters,
 } from '../integration/scenario.mjs';
 
-let OpenAI = null;
-let sdkMissing = false;
-try {
-  ({ default: OpenAI } = await import('openai'));
-} catch {
-  sdkMissing = 'the openai SDK is not installed: run `npm ci` in tests/clients';
-}
-const skip = sdkMissing || skipNoBinary;
-if (skip) console.log(`# SKIP client tests: ${skip}`);
+const { sdk: OpenAI, skip } = await loadClientSdk(() => import('openai'), 'the openai SDK');
 
 const TOOLS_STAGE = TOOL_SCENARIO.stages.tools;
 const ANSWER_STAGE = TOOL_SCENARIO.stages.answer;

@@ -5,19 +5,11 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startOpenAIMock, promptTokensFor } from '../mocks/openai.mjs';
 import {
-  startLlmux, shutdown, skipNoBinary, buildConfig, openaiProvider, model, endpoint,
+  startLlmux, shutdown, loadClientSdk, buildConfig, openaiProvider, model, endpoint,
   WEATHER_TOOL, chatTool,
 } from '../integration/harness.mjs';
 
-let OpenAI = null;
-let sdkMissing = false;
-try {
-  ({ default: OpenAI } = await import('openai'));
-} catch {
-  sdkMissing = 'the openai SDK is not installed: run `npm ci` in tests/clients';
-}
-const skip = sdkMissing || skipNoBinary;
-if (skip) console.log(`# SKIP client tests: ${skip}`);
+const { sdk: OpenAI, skip } = await loadClientSdk(() => import('openai'), 'the openai SDK');
 
 const TOOLS = [chatTool(WEATHER_TOOL)];
 

@@ -29,6 +29,26 @@ export function haveLlmux() {
 /** Skip reason for node:test ({skip}) when the server is not built. */
 export const skipNoBinary = haveLlmux() ? false : `llmux binary not built at ${LLMUX_BIN}`;
 
+/**
+ * For the official-SDK tests in tests/clients: awaits load(), an import() of
+ * the SDK written in the test file (so that it resolves from
+ * tests/clients/node_modules), and returns {sdk: its default export or null,
+ * skip: false, or why the tests skip (`<missing> is not installed`, or no
+ * llmux binary)}. A skip is logged as `# SKIP <what>: <why>`.
+ */
+export async function loadClientSdk(load, missing, what = 'client tests') {
+  let sdk = null;
+  let sdkMissing = false;
+  try {
+    ({ default: sdk } = await load());
+  } catch {
+    sdkMissing = `${missing} is not installed: run \`npm ci\` in tests/clients`;
+  }
+  const skip = sdkMissing || skipNoBinary;
+  if (skip) console.log(`# SKIP ${what}: ${skip}`);
+  return { sdk, skip };
+}
+
 /** A TCP port that was free a moment ago (listen on 0, close). */
 export function freePort() {
   return new Promise((resolve, reject) => {
