@@ -18,32 +18,42 @@ function rssKiB(pid) {
   return m ? Number(m[1]) : NaN;
 }
 
+/** One mock streaming REPLY and one single-worker llmux in front of it. */
+async function startBig(betweenChunksMs) {
+  const up = await startOpenAIMock({ reply: REPLY });
+  const gw = await startLlmux({
+    config: buildConfig({
+      providers: { up: openaiProvider(up) },
+      models: [model('bp/big', [endpoint('up', 'big')])],
+      timeouts: { first_byte_ms: 10000, between_chunks_ms: betweenChunksMs },
+      limits: { stream_buffer_bytes: 1048576 },
+    }),
+    workers: 1,
+  });
+  return { up, gw };
+}
+
+/** Connects and sends the streaming request for the big answer. */
+async function requestBig(port, extraHeaders = '') {
+  const body = JSON.stringify({ model: 'bp/big', stream: true, messages: [{ role: 'user', content: 'big' }] });
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+  sock.write(`POST /api/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n${extraHeaders}\r\n${body}`);
+  return sock;
+}
+
 describe('backpressure from a slow client', { skip: skipNoBinary, timeout: 60000 }, () => {
   let up, gw;
-  before(async () => {
-    up = await startOpenAIMock({ reply: REPLY });
-    gw = await startLlmux({
-      config: buildConfig({
-        providers: { up: openaiProvider(up) },
-        models: [model('bp/big', [endpoint('up', 'big')])],
-        timeouts: { first_byte_ms: 10000, between_chunks_ms: 10000 },
-        limits: { stream_buffer_bytes: 1048576 },
-      }),
-      workers: 1,
-    });
-  });
+  before(async () => ({ up, gw } = await startBig(10000)));
   after(() => shutdown(gw, up));
 
   it('a client that stops reading pauses the upstream; memory stays bounded; everything arrives after', async () => {
     const before = rssKiB(gw.proc.pid);
-    const body = JSON.stringify({ model: 'bp/big', stream: true, messages: [{ role: 'user', content: 'big' }] });
-    const sock = net.connect(gw.port, '127.0.0.1');
-    await new Promise((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
+    const sock = await requestBig(gw.port, 'Connection: close\r\n');
     const chunks = [];
     let bytes = 0;
     sock.on('data', (d) => { chunks.push(d); bytes += d.length; });
-    sock.write(`POST /api/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     await sleep(300);
     sock.pause(); // stop reading: the kernel buffers fill, then llmux's write backlog
     await sleep(2500);
@@ -67,26 +77,11 @@ describe('backpressure from a slow client', { skip: skipNoBinary, timeout: 60000
 
 describe('a client that never reads again', { skip: skipNoBinary, timeout: 60000 }, () => {
   let up, gw;
-  before(async () => {
-    up = await startOpenAIMock({ reply: REPLY });
-    gw = await startLlmux({
-      config: buildConfig({
-        providers: { up: openaiProvider(up) },
-        models: [model('bp/big', [endpoint('up', 'big')])],
-        timeouts: { first_byte_ms: 10000, between_chunks_ms: 1000 },
-        limits: { stream_buffer_bytes: 1048576 },
-      }),
-      workers: 1,
-    });
-  });
+  before(async () => ({ up, gw } = await startBig(1000)));
   after(() => shutdown(gw, up));
 
   it('is disconnected after between_chunks_ms, and the upstream call is cancelled', async () => {
-    const body = JSON.stringify({ model: 'bp/big', stream: true, messages: [{ role: 'user', content: 'big' }] });
-    const sock = net.connect(gw.port, '127.0.0.1');
-    await new Promise((res, rej) => { sock.once('connect', res); sock.once('error', rej); });
-    sock.write(`POST /api/v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    const sock = await requestBig(gw.port);
     await sleep(200);
     sock.pause(); // never read again (a paused node socket does not see the close, so watch llmux and the upstream)
     const t0 = Date.now();
