@@ -315,11 +315,10 @@ static jsmntok_t *tok_block_grow(jsmntok_t *b, int need, int max)
     return nb;
 }
 
-/* One strict pass that validates the text and writes the tokens jsmn would
- * produce for it (same types, offsets and sizes: containers count their
- * direct children, an object counts its keys, a key has size 1). Iterative:
- * the stack holds the token index of each open container, bounded by
- * max_depth. */
+/* One strict pass validates the text and counts the tokens jsmn will
+ * produce (a container, a key, a value: one each); jsmn then tokenises into
+ * an array of exactly that size. Iterative: the stack holds the kind of each
+ * open container, bounded by max_depth. */
 int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
                      llmux_json *out, const char **err, size_t *err_off)
 {
@@ -357,26 +356,14 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
     jsmntok_t *tok = blk + 1;
     int tcap = blk[0].size;
     int n = 0, depth = 0, rc = 0;
-    int cur = -1, cur_obj = 0; /* innermost open container and whether it is an object */
+    int cur_obj = 0; /* whether the innermost open container is an object (the stack holds each one's kind) */
     size_t pos = skip_ws(s, 0, len);
 
-    int tlim = tcap < max_tokens ? tcap : max_tokens; /* n below this: no check needed */
 #define NEED_TOKEN()                                                                               \
     do {                                                                                           \
-        if (n >= tlim && n >= max_tokens) {                                                        \
+        if (n >= max_tokens) {                                                                     \
             rc = vfail(&e, LLMUX_ELIMIT, "JSON document has too many tokens", pos);                \
             goto out;                                                                              \
-        }                                                                                          \
-        if (n >= tlim) {                                                                           \
-            jsmntok_t *nb = tok_block_grow(blk, n + 1, max_tokens);                                \
-            if (!nb) {                                                                             \
-                rc = vfail(&e, LLMUX_ENOMEM, "out of memory", 0);                                  \
-                goto out;                                                                          \
-            }                                                                                      \
-            blk = nb;                                                                              \
-            tok = blk + 1;                                                                         \
-            tcap = blk[0].size;                                                                    \
-            tlim = tcap < max_tokens ? tcap : max_tokens;                                          \
         }                                                                                          \
     } while (0)
 
@@ -391,41 +378,30 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
             goto out;
         }
         NEED_TOKEN();
-        if (cur >= 0 && !cur_obj)
-            tok[cur].size++; /* in an object the key counts instead */
-        jsmntok_t *t = &tok[n];
         unsigned char c = s[pos];
         if (c == '{' || c == '[') {
             if (depth >= max_depth || (size_t)depth >= cap) {
                 rc = vfail(&e, LLMUX_ELIMIT, "JSON document nested too deeply", pos);
                 goto out;
             }
-            t->type = c == '{' ? JSMN_OBJECT : JSMN_ARRAY;
-            t->start = (int)pos;
-            t->end = -1;
-            t->size = 0;
-            stack[depth++] = n++;
+            stack[depth++] = c == '{';
+            n++;
             pos = skip_ws(s, pos + 1, len);
             if (pos < len && s[pos] == (c == '{' ? '}' : ']')) {
-                t->end = (int)++pos;
+                ++pos;
                 depth--;
                 goto after_value;
             }
-            cur = n - 1;
             cur_obj = c == '{';
             if (c == '{')
                 goto expect_key;
             continue;
         }
-        size_t start = pos;
         if (c == '"') {
             if (!(pos = scan_string(s, len, pos, &e))) {
                 rc = LLMUX_EPROTO;
                 goto out;
             }
-            t->type = JSMN_STRING;
-            t->start = (int)start + 1;
-            t->end = (int)pos - 1;
         } else {
             if (c == '-' || is_digit(c)) {
                 if ((rc = scan_number(s, len, &pos, &e)))
@@ -440,11 +416,7 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
                 rc = vfail(&e, LLMUX_EPROTO, "invalid JSON: unexpected character", pos);
                 goto out;
             }
-            t->type = JSMN_PRIMITIVE;
-            t->start = (int)start;
-            t->end = (int)pos;
         }
-        t->size = 0;
         n++;
     after_value:
         pos = skip_ws(s, pos, len);
@@ -467,12 +439,10 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
                 continue;
             }
             if (d == (cur_obj ? '}' : ']')) {
-                tok[cur].end = (int)++pos;
+                ++pos;
                 depth--;
-                if (depth) {
-                    cur = stack[depth - 1];
-                    cur_obj = tok[cur].type == JSMN_OBJECT;
-                }
+                if (depth)
+                    cur_obj = stack[depth - 1];
                 goto after_value;
             }
             rc = vfail(&e, LLMUX_EPROTO,
@@ -491,19 +461,11 @@ int llmux_json_parse(const char *text, size_t len, const llmux_json_limits *lim,
             goto out;
         }
         NEED_TOKEN();
-        {
-            size_t kstart = pos;
-            if (!(pos = scan_string(s, len, pos, &e))) {
-                rc = LLMUX_EPROTO;
-                goto out;
-            }
-            jsmntok_t *k = &tok[n++];
-            k->type = JSMN_STRING;
-            k->start = (int)kstart + 1;
-            k->end = (int)pos - 1;
-            k->size = 1; /* its value */
-            tok[cur].size++;
+        if (!(pos = scan_string(s, len, pos, &e))) {
+            rc = LLMUX_EPROTO;
+            goto out;
         }
+        n++; /* the key */
         pos = skip_ws(s, pos, len);
         if (pos >= len || s[pos] != ':') {
             rc = vfail(&e, LLMUX_EPROTO, "invalid JSON: expected ':' after object key", pos);
@@ -521,7 +483,18 @@ out:
         *err_off = e.err_off;
         return rc;
     }
-    /* The tokens come from jsmn; the strict pass above sized the array. */
+    /* The tokens come from jsmn; the strict pass above counted them. */
+    if (n > tcap) {
+        jsmntok_t *nb = tok_block_grow(blk, n, max_tokens);
+        if (!nb) {
+            tok_block_put(blk);
+            *err = "out of memory";
+            return LLMUX_ENOMEM;
+        }
+        blk = nb;
+        tok = blk + 1;
+        tcap = blk[0].size;
+    }
     {
         jsmn_parser p;
         jsmn_init(&p);
