@@ -244,17 +244,19 @@ char *llmux_buf_steal(llmux_buf *b)
     return p;
 }
 
-size_t llmux_fmt_u64(char *out, uint64_t v)
+size_t llmux_fmt_uint(char *out, uint64_t v, unsigned base, int min_digits)
 {
-    char tmp[20];
-    size_t n = 0;
+    static const char digits[] = "0123456789abcdef";
+    char tmp[64];
+    int n = 0;
     do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
+        tmp[n++] = digits[v % base];
+        v /= base;
     } while (v);
-    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    while (n < min_digits && n < (int)sizeof tmp) tmp[n++] = '0';
+    for (int i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
     out[n] = '\0';
-    return n;
+    return (size_t)n;
 }
 
 int llmux_buf_append_i64(llmux_buf *b, int64_t v)
@@ -266,21 +268,6 @@ int llmux_buf_append_i64(llmux_buf *b, int64_t v)
         s[n++] = '-';
         u = 0 - u; /* well defined for INT64_MIN too */
     }
-    n += llmux_fmt_u64(s + n, u);
+    n += llmux_fmt_uint(s + n, u, 10, 1);
     return llmux_buf_append(b, s, n);
-}
-
-int llmux_buf_append_hex(llmux_buf *b, uint64_t v, int min_digits)
-{
-    static const char digits[] = "0123456789abcdef";
-    char tmp[16];
-    int n = 0;
-    do {
-        tmp[n++] = digits[v & 15];
-        v >>= 4;
-    } while (v && n < 16);
-    while (n < min_digits && n < 16) tmp[n++] = '0';
-    char s[16];
-    for (int i = 0; i < n; i++) s[i] = tmp[n - 1 - i];
-    return llmux_buf_append(b, s, (size_t)n);
 }

@@ -21,11 +21,11 @@ int llmux_buf_append_double(llmux_buf *b, double v);
 /* Length (2..4) of the well-formed UTF-8 sequence at s (s[0] >= 0x80), or 0
  * if it is invalid: overlong, surrogate, above U+10FFFF or truncated. */
 size_t llmux_utf8_valid_len(const unsigned char *s, size_t n);
-/* Decimal / lower-case hex integers without going through printf (hot path). */
+/* Integers without going through printf (hot path). */
 int llmux_buf_append_i64(llmux_buf *b, int64_t v);
-int llmux_buf_append_hex(llmux_buf *b, uint64_t v, int min_digits);
-/* Writes v in decimal into out (>= 21 bytes), returns the length. */
-size_t llmux_fmt_u64(char *out, uint64_t v);
+/* Writes v in base 10 or 16 (lower case), zero-padded to min_digits (<= 64),
+ * NUL-terminated, into out (>= max(21, min_digits + 1) bytes); returns the length. */
+size_t llmux_fmt_uint(char *out, uint64_t v, unsigned base, int min_digits);
 void llmux_buf_reset(llmux_buf *b); /* len = 0, keeps memory */
 void llmux_buf_free(llmux_buf *b);
 /* Takes ownership of the data (NUL-terminated), leaves b empty. */

@@ -201,16 +201,10 @@ llmux_exchange *llmux_exchange_new(llmux_conn *c, const llmux_output_ops *out, i
     ex->created = (int64_t)time(NULL);
     uint64_t a = llmux_worker_random(ex->w), b = llmux_worker_random(ex->w);
     /* "gen-" + 10 decimal digits of the time + "-" + 16 hex digits, without printf */
-    {
-        static const char hexd[] = "0123456789abcdef";
-        char *o = ex->gen_id;
-        memcpy(o, "gen-", 4);
-        uint64_t t = (uint64_t)(ex->created % 10000000000LL), r = a ^ (b << 1);
-        for (int i = 13; i >= 4; i--) { o[i] = (char)('0' + t % 10); t /= 10; }
-        o[14] = '-';
-        for (int i = 30; i >= 15; i--) { o[i] = hexd[r & 15]; r >>= 4; }
-        o[31] = '\0';
-    }
+    memcpy(ex->gen_id, "gen-", 4);
+    llmux_fmt_uint(ex->gen_id + 4, (uint64_t)(ex->created % 10000000000LL), 10, 10);
+    ex->gen_id[14] = '-';
+    llmux_fmt_uint(ex->gen_id + 15, a ^ (b << 1), 16, 16);
     uv_timer_init(&ex->w->loop, &ex->timer);
     uv_timer_init(&ex->w->loop, &ex->ka_timer);
     ex->timer.data = ex->ka_timer.data = ex;

@@ -276,12 +276,7 @@ int llmux_conn_stream_write(llmux_conn *c, const char *data, size_t len)
 {
     if (c->closing || !c->streaming || len == 0) return c->closing ? -1 : 0;
     char head[24];
-    static const char hexd[] = "0123456789abcdef";
-    int hn = 0;
-    char rev[16];
-    size_t v = len;
-    do { rev[hn++] = hexd[v & 15]; v >>= 4; } while (v);
-    for (int i = 0; i < hn; i++) head[i] = rev[hn - 1 - i];
+    int hn = (int)llmux_fmt_uint(head, len, 16, 1);
     head[hn++] = '\r';
     head[hn++] = '\n';
     uv_buf_t bufs[3] = {uv_buf_init(head, (unsigned)hn), uv_buf_init((char *)data, (unsigned)len),
