@@ -25,18 +25,12 @@ void llmux_dispatch_request(llmux_conn *c, const llmux_http_request *r)
         llmux_conn_respond_error(c, 404, "no such route", NULL, NULL);
         return;
     }
-    if (strcmp(p, "chat/completions") == 0) {
-        if (post) llmux_handle_chat(c, r, 0);
-        else llmux_conn_respond_error(c, 405, "use POST", NULL, "Allow: POST\r\n");
-        return;
-    }
-    if (strcmp(p, "completions") == 0) {
-        if (post) llmux_handle_chat(c, r, 1);
-        else llmux_conn_respond_error(c, 405, "use POST", NULL, "Allow: POST\r\n");
-        return;
-    }
-    if (strcmp(p, "messages") == 0) {
-        if (post) llmux_handle_chat(c, r, 2);
+    /* The POST-only generation routes and the dialect each one speaks. */
+    static const struct { const char *path; int api; } gen_routes[] = {
+        {"chat/completions", 0}, {"completions", 1}, {"messages", 2}};
+    for (size_t i = 0; i < sizeof gen_routes / sizeof gen_routes[0]; i++) {
+        if (strcmp(p, gen_routes[i].path) != 0) continue;
+        if (post) llmux_handle_chat(c, r, gen_routes[i].api);
         else llmux_conn_respond_error(c, 405, "use POST", NULL, "Allow: POST\r\n");
         return;
     }
